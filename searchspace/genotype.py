@@ -1,0 +1,208 @@
+"""The genotype: one op per decision, its canonical form, its key string and its JSON file format."""
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Dict, Iterator, Mapping, Union
+
+from searchspace.registry import (
+    CHANNEL_EXCITATION,
+    CHANNEL_SQUEEZE,
+    DECISION_NAMES,
+    DECISIONS,
+    SPATIAL_EXCITATION,
+    SPATIAL_SQUEEZE,
+)
+
+FORMAT = "sase-genotype"
+VERSION = 1
+SEARCH_SPACE = "sase-v1"
+SEARCH_SPACES = (SEARCH_SPACE,)
+_TOP_LEVEL_KEYS = ("format", "version", "search_space", "ops", "metadata")
+
+
+class GenotypeError(ValueError):
+    """A genotype (or genotype file) that does not follow DESIGN.md; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Genotype:
+    """One op name per decision. Construct through :func:`canonicalise` or the parsers to compare."""
+
+    channel_squeeze: str = "none"
+    channel_excitation: str = "none"
+    spatial_squeeze: str = "none"
+    spatial_excitation: str = "none"
+    metadata: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for registry in DECISIONS:
+            name = getattr(self, registry.decision)
+            if not isinstance(name, str) or name not in registry:
+                raise GenotypeError(
+                    f"'ops.{registry.decision}': unknown op {name!r}; valid: {', '.join(registry.names())}"
+                )
+
+    @property
+    def ops(self) -> Dict[str, str]:
+        return {name: getattr(self, name) for name in DECISION_NAMES}
+
+    @property
+    def key(self) -> str:
+        """The four op names joined by ``|``, in DESIGN.md's order."""
+        return "|".join(getattr(self, name) for name in DECISION_NAMES)
+
+    @property
+    def has_channel_branch(self) -> bool:
+        return self.channel_squeeze != "none"
+
+    @property
+    def has_spatial_branch(self) -> bool:
+        return self.spatial_squeeze != "none"
+
+    def with_metadata(self, **metadata: Any) -> "Genotype":
+        return replace(self, metadata={**self.metadata, **metadata})
+
+    def to_dict(self) -> Dict[str, Any]:
+        data: Dict[str, Any] = {
+            "format": FORMAT,
+            "version": VERSION,
+            "search_space": SEARCH_SPACE,
+            "ops": self.ops,
+        }
+        if self.metadata:
+            data["metadata"] = dict(self.metadata)
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    def __str__(self) -> str:
+        return self.key
+
+
+def canonicalise(genotype: Genotype) -> Genotype:
+    """The one canonical form: a branch whose squeeze is ``none`` has excitation ``none`` too."""
+    changes = {}
+    if genotype.channel_squeeze == "none":
+        changes["channel_excitation"] = "none"
+    if genotype.spatial_squeeze == "none":
+        changes["spatial_excitation"] = "none"
+    return replace(genotype, **changes) if changes else genotype
+
+
+def from_ops(ops: Mapping[str, Any], metadata: Mapping[str, Any] | None = None) -> Genotype:
+    """A canonical genotype from a mapping with exactly the four decision keys."""
+    if not isinstance(ops, Mapping):
+        raise GenotypeError(f"'ops' must be an object, got {type(ops).__name__}")
+    for name in DECISION_NAMES:
+        if name not in ops:
+            raise GenotypeError(f"'ops' is missing key {name!r}")
+    extra = [k for k in ops if k not in DECISION_NAMES]
+    if extra:
+        raise GenotypeError(f"'ops' has unknown key {extra[0]!r}; expected: {', '.join(DECISION_NAMES)}")
+    return canonicalise(Genotype(**{name: ops[name] for name in DECISION_NAMES}, metadata=dict(metadata or {})))
+
+
+def from_key(key: str) -> Genotype:
+    """A canonical genotype from its key string ``cs|ce|ss|se``."""
+    parts = key.split("|") if isinstance(key, str) else []
+    if len(parts) != len(DECISION_NAMES):
+        raise GenotypeError(f"genotype key must be {len(DECISION_NAMES)} op names joined by '|', got {key!r}")
+    return from_ops(dict(zip(DECISION_NAMES, parts)))
+
+
+def from_dict(data: Any) -> Genotype:
+    """A canonical genotype from a parsed genotype JSON document; refuses anything DESIGN.md refuses."""
+    if not isinstance(data, dict):
+        raise GenotypeError(f"genotype must be a JSON object, got {_json_type(data)}")
+    extra = [k for k in data if k not in _TOP_LEVEL_KEYS]
+    if extra:
+        raise GenotypeError(f"unknown key {extra[0]!r}; expected: {', '.join(_TOP_LEVEL_KEYS)}")
+    if data.get("format") != FORMAT:
+        raise GenotypeError(f"'format' must be {FORMAT!r}, got {data.get('format')!r}")
+    if data.get("version") != VERSION or isinstance(data.get("version"), bool):
+        raise GenotypeError(f"'version' must be {VERSION}, got {data.get('version')!r}")
+    if data.get("search_space") not in SEARCH_SPACES:
+        raise GenotypeError(
+            f"'search_space' must be one of {', '.join(SEARCH_SPACES)}, got {data.get('search_space')!r}"
+        )
+    if "ops" not in data:
+        raise GenotypeError("missing key 'ops'")
+    metadata = data.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise GenotypeError(f"'metadata' must be an object, got {_json_type(metadata)}")
+    return from_ops(data["ops"], metadata)
+
+
+def from_json(text: str) -> Genotype:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise GenotypeError(f"malformed JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
+    return from_dict(data)
+
+
+def load(path: Union[str, Path]) -> Genotype:
+    """Read a genotype JSON file; errors name the file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise GenotypeError(f"{path}: cannot read: {err.strerror or err}") from None
+    except UnicodeDecodeError:
+        raise GenotypeError(f"{path}: malformed JSON: not UTF-8 text") from None
+    try:
+        return from_json(text)
+    except GenotypeError as err:
+        raise GenotypeError(f"{path}: {err}") from None
+
+
+def resolve(spec: Union[None, str, Path, Genotype, Mapping[str, Any]]) -> Genotype:
+    """A canonical genotype from None, a name in KNOWN, a key string, a JSON path, a dict or a Genotype."""
+    from searchspace.known import KNOWN
+
+    if spec is None:
+        return KNOWN["none"]
+    if isinstance(spec, Genotype):
+        return canonicalise(spec)
+    if isinstance(spec, Mapping):
+        return from_dict(dict(spec)) if "format" in spec else from_ops(spec)
+    text = str(spec)
+    if text in KNOWN:
+        return KNOWN[text]
+    if "|" in text:
+        return from_key(text)
+    if text.endswith(".json") or Path(text).is_file():
+        return load(text)
+    raise GenotypeError(f"unknown attention {text!r}; expected one of {', '.join(KNOWN)}, a key string or a .json file")
+
+
+def all_genotypes() -> Iterator[Genotype]:
+    """Every distinct canonical genotype of the space, each once, in registry order."""
+    def branch(squeeze, excitation):
+        yield ("none", "none")
+        for s in squeeze.names():
+            if s != "none":
+                for e in excitation.names():
+                    yield (s, e)
+
+    for (cs, ce), (ss, se) in itertools.product(
+        branch(CHANNEL_SQUEEZE, CHANNEL_EXCITATION), branch(SPATIAL_SQUEEZE, SPATIAL_EXCITATION)
+    ):
+        yield Genotype(cs, ce, ss, se)
+
+
+def space_size() -> int:
+    def branch(squeeze, excitation):
+        return 1 + (len(squeeze.names()) - 1) * len(excitation.names())
+
+    return branch(CHANNEL_SQUEEZE, CHANNEL_EXCITATION) * branch(SPATIAL_SQUEEZE, SPATIAL_EXCITATION)
+
+
+def _json_type(value: Any) -> str:
+    return {list: "array", str: "string", bool: "boolean", type(None): "null", int: "number", float: "number"}.get(
+        type(value), type(value).__name__
+    )
