@@ -1,0 +1,114 @@
+"""The configuration of a search: a dataclass tree loaded from YAML, with command-line overrides."""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional
+
+import yaml
+
+from evaluator.config import EvaluatorConfig
+
+POLICIES = ("rl", "random")
+
+
+class ConfigError(ValueError):
+    """A configuration file or override that does not fit the dataclasses; names the key."""
+
+
+@dataclass
+class SearchConfig:
+    """One search. Per round: ``train_steps`` shared-weight steps (split over the workers), then
+    ``samples_per_round`` genotypes scored and one controller update; ``rounds`` rounds, then the
+    derive stage re-scores ``derive_top`` genotypes by mean reward, the greedy one and
+    ``derive_samples`` fresh samples on the whole validation set."""
+
+    out: str = "runs/default"
+    run_id: Optional[str] = None  # default: the name of the out directory
+    rounds: int = 10
+    workers: int = 2
+    policy: str = "rl"
+    controller_preset: str = "enas"
+    controller: Dict[str, Any] = field(default_factory=dict)  # overrides of the preset's fields
+    train_steps: int = 20
+    samples_per_round: int = 10
+    derive_top: int = 5
+    derive_samples: int = 10
+    seed: int = 0
+    ray_address: Optional[str] = None
+    evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise ConfigError(f"policy must be one of {', '.join(POLICIES)}, got {self.policy!r}")
+        for name in ("rounds", "workers", "train_steps", "samples_per_round"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+
+def build(cls: type, values: Mapping[str, Any], where: str = "") -> Any:
+    """A dataclass from nested mappings; an unknown key or a value of the wrong type is refused."""
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(values).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key not in known:
+            raise ConfigError(f"unknown config key {path!r}; valid: {', '.join(sorted(known))}")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = build(hint, value, path)
+        else:
+            kwargs[key] = _check_type(hint, value, path)
+    try:
+        return cls(**kwargs)
+    except TypeError as err:
+        raise ConfigError(f"{where or 'config'}: {err}") from None
+
+
+def _check_type(hint: Any, value: Any, path: str) -> Any:
+    allowed = typing.get_args(hint) if typing.get_origin(hint) is typing.Union else (hint,)
+    for kind in allowed:
+        origin = typing.get_origin(kind) or kind
+        if kind is type(None) and value is None:
+            return value
+        if origin is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if origin is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if origin in (str, bool, dict, list, tuple) and isinstance(value, origin):
+            return value
+        if origin is typing.Any:
+            return value
+    raise ConfigError(f"{path}: expected {hint}, got {value!r}")
+
+
+def load_config(path: Optional[str] = None, overrides: Optional[Mapping[str, Any]] = None) -> SearchConfig:
+    """The config file (or the defaults), then ``overrides`` given as dotted keys (``evaluator.dataset``)."""
+    values: Dict[str, Any] = {}
+    if path is not None:
+        try:
+            values = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"config file {path} must hold a mapping")
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        node = values
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return build(SearchConfig, values)
+
+
+def to_dict(config: Any) -> Dict[str, Any]:
+    return dataclasses.asdict(config)

@@ -1,0 +1,28 @@
+"""What an evaluator needs to know: the data, the proxy network, shared-weight training, resources."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional
+
+from evaluator.training import SharedTrainingConfig
+from searchspace import GATE_BIAS
+
+
+@dataclass
+class EvaluatorConfig:
+    dataset: str = "cluttered-digits"
+    data_dir: Optional[str] = None
+    download: bool = False
+    dataset_options: Dict[str, Any] = field(default_factory=dict)
+    val_fraction: float = 0.1  # of the training set, held out for rewards (as ENAS did)
+    arch: str = "resnet20"
+    reduction: int = 16
+    combine: str = "sequential"
+    gate_bias: float = GATE_BIAS
+    training: SharedTrainingConfig = field(default_factory=SharedTrainingConfig)
+    val_batch_size: int = 256
+    channels_last: bool = True
+    seed: int = 0
+    # Ray resources of one evaluator actor; fractional GPUs share a device between actors.
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0

@@ -1,0 +1,136 @@
+"""The weight-sharing supernet: a proxy ResNet whose attention slots hold every candidate op once.
+
+Batch norm across genotypes: the backbone's BN layers are shared by every genotype, so their
+running statistics are a mixture over whatever genotypes trained them and fit none of them. The
+search therefore never uses running statistics: shared-weight training and reward evaluation
+both normalise with the statistics of the batch at hand (train-mode BN; during evaluation with
+momentum 0 so the running buffers are left alone), as ENAS and most one-shot searches do. Each
+attention op owns its own BN layers, so those only ever see the genotypes that use them.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, Optional, Union
+
+import torch
+import torch.nn as nn
+
+from evaluator.models import build_model
+from searchspace import (
+    CHANNEL_EXCITATION,
+    CHANNEL_SQUEEZE,
+    GATE_BIAS,
+    SPATIAL_EXCITATION,
+    SPATIAL_SQUEEZE,
+    Genotype,
+    attend,
+    resolve,
+)
+
+
+class AttentionSlot(nn.Module):
+    """Every op of every set once, for one residual block; runs the genotype it was last given.
+
+    (B, C, H, W) -> (B, C, H, W). Spatial excitations are built for the widest spatial squeeze
+    and use the first S input channels of their first layer for a squeeze of width S.
+    """
+
+    def __init__(self, channels: int, reduction: int = 16, combine: str = "sequential",
+                 gate_bias: float = GATE_BIAS) -> None:
+        super().__init__()
+        options = dict(reduction=reduction, gate_bias=gate_bias)
+        self.combine = combine
+        self.channel_squeeze = nn.ModuleDict(
+            {n: CHANNEL_SQUEEZE.build(n, channels, **options) for n in CHANNEL_SQUEEZE.names() if n != "none"})
+        self.channel_excitation = nn.ModuleDict(
+            {n: CHANNEL_EXCITATION.build(n, channels, **options) for n in CHANNEL_EXCITATION.names()})
+        self.spatial_squeeze = nn.ModuleDict(
+            {n: SPATIAL_SQUEEZE.build(n, channels, **options) for n in SPATIAL_SQUEEZE.names() if n != "none"})
+        widest = max(op.out_channels for op in self.spatial_squeeze.values())
+        self.spatial_excitation = nn.ModuleDict(
+            {n: SPATIAL_EXCITATION.build(n, channels, in_channels=widest, **options) for n in SPATIAL_EXCITATION.names()})
+        self.genotype: Optional[Genotype] = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g = self.genotype
+        if g is None:
+            raise RuntimeError("AttentionSlot has no genotype: call Supernet.forward(x, genotype)")
+        channel = spatial = None
+        if g.has_channel_branch:
+            channel = (self.channel_squeeze[g.channel_squeeze], self.channel_excitation[g.channel_excitation])
+        if g.has_spatial_branch:
+            spatial = (self.spatial_squeeze[g.spatial_squeeze], self.spatial_excitation[g.spatial_excitation])
+        return attend(x, channel, spatial, self.combine)
+
+
+class Supernet(nn.Module):
+    """The proxy network shared by all genotypes; ``forward(x, genotype)`` runs only the chosen ops."""
+
+    def __init__(self, arch: str = "resnet20", num_classes: int = 10, reduction: int = 16,
+                 combine: str = "sequential", gate_bias: float = GATE_BIAS) -> None:
+        super().__init__()
+        self.arch, self.num_classes = arch, num_classes
+        self.options = dict(reduction=reduction, combine=combine, gate_bias=gate_bias)
+        slots: List[AttentionSlot] = []
+
+        def make_slot(channels: int) -> AttentionSlot:
+            slots.append(AttentionSlot(channels, **self.options))
+            return slots[-1]
+
+        self.network = build_model(arch, num_classes, attention_layer=make_slot)
+        self._slots = slots  # a plain list: the slots are registered once, inside self.network
+
+    def forward(self, x: torch.Tensor, genotype: Union[Genotype, str]) -> torch.Tensor:
+        """(B, 3, H, W) -> (B, num_classes) logits of ``genotype``'s network."""
+        genotype = resolve(genotype)
+        for slot in self._slots:
+            slot.genotype = genotype
+        return self.network(x)
+
+    def extract(self, genotype: Union[Genotype, str]) -> nn.Module:
+        """A stand-alone network of ``genotype`` with the supernet's weights copied in."""
+        genotype = resolve(genotype)
+        network = build_model(self.arch, self.num_classes, attention=genotype, **self.options)
+        shared = self.state_dict()
+        copied = {}
+        for name, tensor in network.state_dict().items():
+            source = shared[supernet_name(name, genotype)]
+            for dim, size in enumerate(tensor.shape):
+                source = source.narrow(dim, 0, size)  # the sliced first layer of spatial excitations
+            copied[name] = source.clone()
+        network.load_state_dict(copied)
+        return network
+
+    def parameters_of(self, genotype: Union[Genotype, str]) -> int:
+        """Parameters of ``genotype``'s stand-alone network (what the ``params`` column reports)."""
+        genotype = resolve(genotype)
+        network = build_model(self.arch, self.num_classes, attention=genotype, **self.options)
+        return sum(p.numel() for p in network.parameters())
+
+
+def supernet_name(name: str, genotype: Genotype) -> str:
+    """Map a stand-alone network's state-dict name to the supernet's: attention submodules live
+    under their op's name in the slot (``...attention.channel_squeeze.gap.weight``)."""
+    for decision, op in genotype.ops.items():
+        marker = f".attention.{decision}."
+        if marker in name:
+            return "network." + name.replace(marker, f"{marker}{op}.")
+    return "network." + name
+
+
+@contextmanager
+def frozen_bn_statistics(model: nn.Module) -> Iterator[None]:
+    """Train-mode BN (batch statistics) that leaves the running buffers untouched."""
+    saved: Dict[nn.Module, tuple] = {}
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            saved[module] = (module.momentum, module.training, module.num_batches_tracked.clone())
+            module.momentum = 0.0
+            module.train()
+    try:
+        yield
+    finally:
+        for module, (momentum, training, tracked) in saved.items():
+            module.momentum = momentum
+            module.train(training)
+            module.num_batches_tracked.copy_(tracked)

@@ -1,0 +1,101 @@
+"""Shared-weight training steps and rewards, the work one evaluator does for the controller."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable, List, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from evaluator.supernet import Supernet, frozen_bn_statistics
+from searchspace import Genotype
+
+
+@dataclass
+class SharedTrainingConfig:
+    """SGD on the shared weights. The ``enas`` preset is ENAS's CIFAR child settings: batch 128,
+    Nesterov momentum 0.9, L2 2.5e-4, gradient norm bound 5, cosine lr 0.05 -> 0.0005 with warm
+    restarts (first cycle 10 epochs, each next one twice as long); here one round counts as an epoch."""
+
+    preset: str = "enas"
+    batch_size: int = 128
+    lr_max: float = 0.05
+    lr_min: float = 0.0005
+    lr_t0: int = 10
+    lr_t_mul: int = 2
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 2.5e-4
+    grad_clip: float = 5.0
+
+
+def learning_rate(config: SharedTrainingConfig, epoch: float) -> float:
+    """Cosine annealing with warm restarts (SGDR) at a fractional ``epoch`` counted from 0."""
+    period, start = config.lr_t0, 0.0
+    while epoch >= start + period:
+        start += period
+        period *= config.lr_t_mul
+    progress = (epoch - start) / period
+    return config.lr_min + 0.5 * (config.lr_max - config.lr_min) * (1 + math.cos(math.pi * progress))
+
+
+def make_optimizer(model: nn.Module, config: SharedTrainingConfig) -> torch.optim.SGD:
+    return torch.optim.SGD(model.parameters(), lr=config.lr_max, momentum=config.momentum,
+                           nesterov=config.nesterov, weight_decay=config.weight_decay)
+
+
+def train_steps(
+    supernet: Supernet,
+    optimizer: torch.optim.Optimizer,
+    batches: Iterable[Tuple[torch.Tensor, torch.Tensor]],
+    genotypes: Sequence[Genotype],
+    lr: float,
+    grad_clip: float | None,
+) -> List[float]:
+    """One SGD step per (batch, genotype) pair on the shared weights; returns the losses.
+
+    A step whose loss is not finite is skipped (no update), so one broken genotype cannot
+    poison the weights every other genotype shares.
+    """
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    supernet.train()
+    losses = []
+    for (images, labels), genotype in zip(batches, genotypes):
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(supernet(images, genotype), labels)
+        losses.append(float(loss))
+        if not math.isfinite(losses[-1]):
+            continue
+        loss.backward()
+        if grad_clip:
+            nn.utils.clip_grad_norm_(supernet.parameters(), grad_clip)
+        optimizer.step()
+    return losses
+
+
+@dataclass
+class Reward:
+    """What one evaluation of a genotype gives the controller."""
+
+    reward: float
+    val_accuracy: float
+    val_loss: float
+    status: str  # "ok", or "nan" when the forward pass was not finite
+
+
+@torch.no_grad()
+def reward(supernet: Supernet, genotype: Genotype, images: torch.Tensor, labels: torch.Tensor) -> Reward:
+    """Accuracy of ``genotype`` on a validation batch with the shared weights (batch-statistics BN).
+
+    A genotype whose logits are NaN or infinite gets reward 0 and status ``nan``.
+    """
+    with frozen_bn_statistics(supernet):
+        logits = supernet(images, genotype)
+    if not torch.isfinite(logits).all():
+        return Reward(reward=0.0, val_accuracy=0.0, val_loss=float("nan"), status="nan")
+    accuracy = (logits.argmax(dim=1) == labels).double().mean().item()
+    loss = F.cross_entropy(logits.double(), labels).item()
+    return Reward(reward=accuracy, val_accuracy=accuracy, val_loss=loss, status="ok")

@@ -1,0 +1,163 @@
+"""Evaluators: shared-weight training shards and rewards, in-process or as Ray actors on GPU/CPU nodes.
+
+An evaluator keeps nothing between calls but its dataset: every call brings the shared state
+(weights and SGD momentum) and a task that fixes its own batches, so any evaluator can compute
+any task and a task recomputed after a crash gives the same result.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Sequence
+
+import torch
+
+from evaluator.config import EvaluatorConfig
+from evaluator.data import load_dataset
+from evaluator.supernet import Supernet
+from evaluator.training import make_optimizer, reward, train_steps
+from searchspace import from_key
+
+# {"weights": supernet state dict, "momentum": {parameter name: SGD momentum buffer}}, on the CPU.
+SharedState = Dict[str, Dict[str, torch.Tensor]]
+
+
+@dataclass
+class TrainTask:
+    shard: int
+    seed: int  # fixes the shard's training batches
+    genotypes: List[str]  # key strings, one per step
+    lr: float
+
+
+@dataclass
+class TrainResult:
+    shard: int
+    deltas: Dict[str, torch.Tensor]  # weight - weight before, for tensors the shard changed
+    momentum: Dict[str, torch.Tensor]  # new momentum buffers of the parameters the shard updated
+    losses: List[float]
+    worker: int = -1
+    wall_time_s: float = 0.0
+
+
+@dataclass
+class RewardTask:
+    sample: int
+    genotype: str  # key string
+    batch: int  # index of the validation batch
+
+
+@dataclass
+class RewardResult:
+    sample: int
+    genotype: str
+    reward: float
+    val_accuracy: float
+    val_loss: float
+    status: str
+    params: int
+    worker: int = -1
+    wall_time_s: float = 0.0
+    attempts: int = 1
+    notes: List[str] = field(default_factory=list)
+
+
+class Evaluator:
+    """One evaluator: the dataset loaded once and a supernet to train and score on it."""
+
+    def __init__(self, config: EvaluatorConfig, worker: int = 0) -> None:
+        self.config, self.worker = config, worker
+        torch.set_num_threads(max(1, int(config.num_cpus)))  # Ray's CPUs, never more: no oversubscription
+        use_cuda = config.num_gpus > 0 and torch.cuda.is_available()
+        self.device = torch.device("cuda" if use_cuda else "cpu")
+        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        self.data = load_dataset(config.dataset, config.data_dir, download=config.download, seed=config.seed,
+                                 val_fraction=config.val_fraction, **config.dataset_options)
+        torch.manual_seed(config.seed)
+        self.supernet = Supernet(config.arch, self.data.num_classes, reduction=config.reduction,
+                                 combine=config.combine, gate_bias=config.gate_bias)
+        self.supernet.to(self.device, memory_format=self.memory_format)
+        self.optimizer = make_optimizer(self.supernet, config.training)
+        self._params: Dict[str, int] = {}
+
+    def initial_state(self) -> SharedState:
+        """The supernet's initial weights (seeded by the config) and empty momentum."""
+        return {"weights": {k: v.detach().cpu().clone() for k, v in self.supernet.state_dict().items()},
+                "momentum": {}}
+
+    def load(self, state: SharedState) -> None:
+        self.supernet.load_state_dict(state["weights"])
+        self.optimizer.state.clear()
+        for name, parameter in self.supernet.named_parameters():
+            if name in state["momentum"]:
+                self.optimizer.state[parameter]["momentum_buffer"] = state["momentum"][name].to(self.device).clone()
+
+    def train(self, state: SharedState, task: TrainTask) -> TrainResult:
+        """Train the shared weights on the task's batches, one genotype per step."""
+        start = time.perf_counter()
+        self.load(state)
+        batches = self.data.train_batches(self.config.training.batch_size, len(task.genotypes), seed=task.seed,
+                                          device=self.device, memory_format=self.memory_format)
+        losses = train_steps(self.supernet, self.optimizer, batches, [from_key(k) for k in task.genotypes],
+                             task.lr, self.config.training.grad_clip)
+        deltas = {}
+        for name, after in self.supernet.state_dict().items():
+            after = after.detach().cpu()
+            if not torch.equal(after, state["weights"][name]):
+                deltas[name] = after - state["weights"][name]
+        momentum = {}
+        for name, parameter in self.supernet.named_parameters():
+            buffer = self.optimizer.state.get(parameter, {}).get("momentum_buffer")
+            if buffer is not None and not (name in state["momentum"] and torch.equal(buffer.cpu(), state["momentum"][name])):
+                momentum[name] = buffer.detach().cpu().clone()
+        return TrainResult(task.shard, deltas, momentum, losses, self.worker, time.perf_counter() - start)
+
+    def score(self, weights: Dict[str, torch.Tensor], tasks: Sequence[RewardTask]) -> List[RewardResult]:
+        """Rewards of genotypes on validation batches with the given shared weights."""
+        self.supernet.load_state_dict(weights)
+        return [self._score_one(task) for task in tasks]
+
+    def _score_one(self, task: RewardTask) -> RewardResult:
+        start = time.perf_counter()
+        genotype = from_key(task.genotype)
+        images, labels = self.data.val_batch(task.batch, self.config.val_batch_size, device=self.device,
+                                             memory_format=self.memory_format)
+        try:
+            result = reward(self.supernet, genotype, images, labels)
+            values = (result.reward, result.val_accuracy, result.val_loss, result.status)
+        except RuntimeError as err:  # a genotype that cannot run is scored 0, and the search goes on
+            values, notes = (0.0, 0.0, float("nan"), "failed"), [f"{type(err).__name__}: {err}"]
+        else:
+            notes = []
+        if task.genotype not in self._params:
+            self._params[task.genotype] = self.supernet.parameters_of(genotype)
+        return RewardResult(task.sample, task.genotype, *values, params=self._params[task.genotype],
+                            worker=self.worker, wall_time_s=time.perf_counter() - start, notes=notes)
+
+    def ping(self) -> int:
+        return self.worker
+
+
+def merge(state: SharedState, results: Sequence[TrainResult]) -> SharedState:
+    """One set of shared weights from the shards of a round.
+
+    Rule: each tensor moves by the mean of the deltas of the shards that changed it (a tensor no
+    shard touched, an op no sampled genotype used, stays as it is); a momentum buffer becomes the
+    mean of the new buffers of the shards that updated its parameter. Integer buffers (BN's batch
+    counters) take the largest delta. Shards are merged in shard order, so the result does not
+    depend on which worker computed which shard or when it finished.
+    """
+    results = sorted(results, key=lambda r: r.shard)
+    weights = dict(state["weights"])
+    for name, old in state["weights"].items():
+        deltas = [r.deltas[name] for r in results if name in r.deltas]
+        if not deltas:
+            continue
+        if old.is_floating_point():
+            weights[name] = old + torch.stack(deltas).mean(dim=0)
+        else:
+            weights[name] = old + torch.stack(deltas).amax(dim=0)
+    momentum = dict(state["momentum"])
+    for name in sorted({n for r in results for n in r.momentum}):
+        momentum[name] = torch.stack([r.momentum[name] for r in results if name in r.momentum]).mean(dim=0)
+    return {"weights": weights, "momentum": momentum}

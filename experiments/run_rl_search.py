@@ -1,0 +1,51 @@
+"""Search the SASE space with an RL controller on Ray; prints the top-5 and where winner.json is.
+
+    python experiments/run_rl_search.py                      # local Ray, bundled dataset, small search
+    ray submit cluster.yaml experiments/run_rl_search.py -- --config experiments/configs/cifar10.yaml
+"""
+from __future__ import annotations
+
+import logging
+import sys
+
+from controller.search import run_from_command_line
+from searchspace.cli import ArgumentParser, user_errors_exit_2
+
+
+def parse(argv):
+    parser = ArgumentParser(prog="run_rl_search.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", help="YAML config (default: the built-in small search)")
+    parser.add_argument("--out", help="run directory: a path or a filesystem URI (s3://..., gs://...)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--rounds", type=int, help="controller rounds")
+    parser.add_argument("--workers", type=int, help="evaluator actors")
+    parser.add_argument("--gpus-per-worker", type=float, help="GPUs per evaluator actor (fractions share a GPU)")
+    parser.add_argument("--cpus-per-worker", type=float, help="CPUs per evaluator actor (its torch threads)")
+    parser.add_argument("--dataset", help="cluttered-digits (default), cifar10, cifar100, imagefolder, fake")
+    parser.add_argument("--data-dir", help="where the dataset lives (or is cached)")
+    parser.add_argument("--download", action="store_true", default=None, help="download cifar10/cifar100 if missing")
+    parser.add_argument("--policy", choices=["rl", "random"], help="the controller (random: the baseline to beat)")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--ray-address", help="a running cluster (default: RAY_ADDRESS, else a local Ray)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser.parse_args(argv)
+
+
+@user_errors_exit_2
+def main(argv=None) -> int:
+    args = parse(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    overrides = {
+        "out": args.out, "rounds": args.rounds, "workers": args.workers, "policy": args.policy, "seed": args.seed,
+        "ray_address": args.ray_address, "evaluator.num_gpus": args.gpus_per_worker,
+        "evaluator.num_cpus": args.cpus_per_worker, "evaluator.dataset": args.dataset,
+        "evaluator.data_dir": args.data_dir, "evaluator.download": args.download,
+    }
+    rundir, top = run_from_command_line(args.config, overrides, args.resume, progress=not args.quiet)
+    print(top.to_string(index=False))
+    print(f"winner: {rundir.path('winner.json')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
