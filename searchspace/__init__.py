@@ -1,6 +1,6 @@
 """The SASE search space: four operation sets, the attention block, genotypes and known modules."""
 from searchspace import channel_excitation, channel_squeeze, spatial_excitation, spatial_squeeze  # noqa: F401  (register ops)
-from searchspace.block import COMBINE_RULES, GATE_BIAS, SASEBlock, attend
+from searchspace.block import COMBINE_RULES, GATE_BIAS, SASEBlock, attend, initial_logit
 from searchspace.genotype import (
     SEARCH_SPACE,
     Genotype,

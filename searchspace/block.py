@@ -16,6 +16,12 @@ COMBINE_RULES = ("sequential", "parallel")
 GATE_BIAS = 2.0
 
 
+def initial_logit(combine: str, gate_bias: float) -> float:
+    """The bias every excitation starts its logits at. Under the parallel rule, y = x * (1 + gate),
+    the identity is a closed gate, so there the excitations start at -gate_bias."""
+    return -gate_bias if combine == "parallel" else gate_bias
+
+
 def channel_logits(x: torch.Tensor, squeeze: nn.Module, excitation: nn.Module) -> torch.Tensor:
     """(B, C, H, W) -> (B, C, 1, 1). With K descriptors per channel the excitation sees each one
     (folded into the batch) and the logits are summed, as CBAM does with average and max pooling."""
@@ -78,7 +84,7 @@ class SASEBlock(nn.Module):
             raise ValueError(f"unknown combine rule {combine!r}; valid: {', '.join(COMBINE_RULES)}")
         self.genotype = resolve(genotype)
         self.combine = combine
-        options = dict(reduction=reduction, gate_bias=gate_bias)
+        options = dict(reduction=reduction, gate_bias=initial_logit(combine, gate_bias))
         g = self.genotype
         self.channel_squeeze = self.channel_excitation = None
         self.spatial_squeeze = self.spatial_excitation = None
