@@ -13,8 +13,7 @@ class EvaluatorConfig:
     dataset: str = "cluttered-digits"
     data_dir: Optional[str] = None
     download: bool = False
-    dataset_options: Dict[str, Any] = field(default_factory=dict)
-    val_fraction: float = 0.1  # of the training set, held out for rewards (as ENAS did)
+    dataset_options: Dict[str, Any] = field(default_factory=dict)  # the dataset's own settings (sizes, ...)
     arch: str = "resnet20"
     reduction: int = 16
     combine: str = "sequential"

@@ -24,6 +24,7 @@ from searchspace import (
     SPATIAL_SQUEEZE,
     Genotype,
     attend,
+    initial_logit,
     resolve,
 )
 
@@ -38,7 +39,7 @@ class AttentionSlot(nn.Module):
     def __init__(self, channels: int, reduction: int = 16, combine: str = "sequential",
                  gate_bias: float = GATE_BIAS) -> None:
         super().__init__()
-        options = dict(reduction=reduction, gate_bias=gate_bias)
+        options = dict(reduction=reduction, gate_bias=initial_logit(combine, gate_bias))
         self.combine = combine
         self.channel_squeeze = nn.ModuleDict(
             {n: CHANNEL_SQUEEZE.build(n, channels, **options) for n in CHANNEL_SQUEEZE.names() if n != "none"})
@@ -90,7 +91,9 @@ class Supernet(nn.Module):
     def extract(self, genotype: Union[Genotype, str]) -> nn.Module:
         """A stand-alone network of ``genotype`` with the supernet's weights copied in."""
         genotype = resolve(genotype)
+        reference = next(self.parameters())
         network = build_model(self.arch, self.num_classes, attention=genotype, **self.options)
+        network.to(device=reference.device, dtype=reference.dtype)
         shared = self.state_dict()
         copied = {}
         for name, tensor in network.state_dict().items():

@@ -66,7 +66,7 @@ def train_steps(
     for (images, labels), genotype in zip(batches, genotypes):
         optimizer.zero_grad(set_to_none=True)
         loss = F.cross_entropy(supernet(images, genotype), labels)
-        losses.append(float(loss))
+        losses.append(loss.detach().item())
         if not math.isfinite(losses[-1]):
             continue
         loss.backward()
@@ -98,4 +98,14 @@ def reward(supernet: Supernet, genotype: Genotype, images: torch.Tensor, labels:
         return Reward(reward=0.0, val_accuracy=0.0, val_loss=float("nan"), status="nan")
     accuracy = (logits.argmax(dim=1) == labels).double().mean().item()
     loss = F.cross_entropy(logits.double(), labels).item()
+    return Reward(reward=accuracy, val_accuracy=accuracy, val_loss=loss, status="ok")
+
+
+def mean_reward(parts: Sequence[Tuple[Reward, int]]) -> Reward:
+    """The reward over several batches, each weighted by its size; ``nan`` if any batch was."""
+    if any(r.status != "ok" for r, _ in parts):
+        return next(r for r, _ in parts if r.status != "ok")
+    total = sum(n for _, n in parts)
+    accuracy = sum(r.val_accuracy * n for r, n in parts) / total
+    loss = sum(r.val_loss * n for r, n in parts) / total
     return Reward(reward=accuracy, val_accuracy=accuracy, val_loss=loss, status="ok")

@@ -15,7 +15,7 @@ import torch
 from evaluator.config import EvaluatorConfig
 from evaluator.data import load_dataset
 from evaluator.supernet import Supernet
-from evaluator.training import make_optimizer, reward, train_steps
+from evaluator.training import make_optimizer, mean_reward, reward, train_steps
 from searchspace import from_key
 
 # {"weights": supernet state dict, "momentum": {parameter name: SGD momentum buffer}}, on the CPU.
@@ -44,7 +44,7 @@ class TrainResult:
 class RewardTask:
     sample: int
     genotype: str  # key string
-    batch: int  # index of the validation batch
+    batch: int  # index of the validation batch; -1: the whole validation set
 
 
 @dataclass
@@ -72,7 +72,7 @@ class Evaluator:
         self.device = torch.device("cuda" if use_cuda else "cpu")
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.data = load_dataset(config.dataset, config.data_dir, download=config.download, seed=config.seed,
-                                 val_fraction=config.val_fraction, **config.dataset_options)
+                                 **config.dataset_options)
         torch.manual_seed(config.seed)
         self.supernet = Supernet(config.arch, self.data.num_classes, reduction=config.reduction,
                                  combine=config.combine, gate_bias=config.gate_bias)
@@ -120,10 +120,15 @@ class Evaluator:
     def _score_one(self, task: RewardTask) -> RewardResult:
         start = time.perf_counter()
         genotype = from_key(task.genotype)
-        images, labels = self.data.val_batch(task.batch, self.config.val_batch_size, device=self.device,
-                                             memory_format=self.memory_format)
+        if task.batch >= 0:
+            batches = [self.data.val_batch(task.batch, self.config.val_batch_size, device=self.device,
+                                           memory_format=self.memory_format)]
+        else:
+            batches = self.data.batches("val", self.config.val_batch_size, shuffle=False, device=self.device,
+                                        memory_format=self.memory_format)
         try:
-            result = reward(self.supernet, genotype, images, labels)
+            result = mean_reward([(reward(self.supernet, genotype, images, labels), len(labels))
+                                  for images, labels in batches])
             values = (result.reward, result.val_accuracy, result.val_loss, result.status)
         except RuntimeError as err:  # a genotype that cannot run is scored 0, and the search goes on
             values, notes = (0.0, 0.0, float("nan"), "failed"), [f"{type(err).__name__}: {err}"]

@@ -1,0 +1,71 @@
+"""The supernet computes exactly what the stand-alone network of each genotype computes."""
+import pytest
+import torch
+
+import searchspace
+from evaluator.supernet import Supernet, frozen_bn_statistics
+from evaluator.training import Reward, mean_reward, reward
+from searchspace import from_key
+
+
+@pytest.fixture(scope="module")
+def supernet():
+    torch.manual_seed(0)
+    net = Supernet("resnet20", num_classes=10).double()
+    # move BN's affine terms and statistics off their initial values, so the copy is really tested
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.weight.add_(0.1 * torch.randn_like(module.weight))
+                module.bias.add_(0.1 * torch.randn_like(module.bias))
+                module.running_mean.add_(0.1 * torch.randn_like(module.running_mean))
+                module.running_var.mul_(1 + 0.2 * torch.rand_like(module.running_var))
+    return net
+
+
+def genotypes_covering_every_op():
+    """Each op of each set appears in at least one genotype, plus the known modules."""
+    picks = list(searchspace.KNOWN.values())
+    for registry in searchspace.DECISIONS:
+        for name in registry.names():
+            ops = dict(searchspace.KNOWN["cbam"].ops)
+            ops[registry.decision] = name
+            picks.append(searchspace.from_ops(ops))
+    return picks
+
+
+@pytest.mark.parametrize("genotype", genotypes_covering_every_op(), ids=lambda g: g.key)
+def test_extracted_network_matches_the_supernet(supernet, genotype):
+    network = supernet.extract(genotype)
+    x = torch.randn(3, 3, 32, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    supernet.eval(), network.eval()
+    torch.testing.assert_close(supernet(x, genotype), network(x), rtol=0, atol=1e-10)
+    with frozen_bn_statistics(supernet), frozen_bn_statistics(network):
+        torch.testing.assert_close(supernet(x, genotype), network(x), rtol=0, atol=1e-10)
+
+
+def test_parameters_of_counts_the_stand_alone_network(supernet):
+    g = from_key("avg_max|fc_relu_fc|mean_max|conv7x7")
+    assert supernet.parameters_of(g) == sum(p.numel() for p in supernet.extract(g).parameters())
+    assert supernet.parameters_of(searchspace.KNOWN["none"]) < supernet.parameters_of(g)
+
+
+def test_reward_leaves_running_statistics_alone(supernet):
+    before = {k: v.clone() for k, v in supernet.state_dict().items()}
+    x = torch.randn(8, 3, 32, 32, dtype=torch.float64)
+    result = reward(supernet, from_key("gap|eca|mean|conv3x3"), x, torch.arange(8) % 10)
+    assert result.status == "ok" and 0.0 <= result.reward <= 1.0
+    for name, tensor in supernet.state_dict().items():
+        assert torch.equal(tensor, before[name]), name
+
+
+def test_non_finite_forward_gives_status_nan_and_reward_zero(supernet):
+    x = torch.full((4, 3, 32, 32), float("nan"), dtype=torch.float64)
+    result = reward(supernet, from_key("gap|fc_relu_fc|none|none"), x, torch.zeros(4, dtype=torch.long))
+    assert (result.status, result.reward) == ("nan", 0.0)
+
+
+def test_mean_reward_weights_batches_by_size():
+    parts = [(Reward(1.0, 1.0, 0.5, "ok"), 3), (Reward(0.0, 0.0, 1.5, "ok"), 1)]
+    assert mean_reward(parts) == Reward(0.75, 0.75, 0.75, "ok")
+    assert mean_reward(parts + [(Reward(0.0, 0.0, float("nan"), "nan"), 2)]).status == "nan"

@@ -1,0 +1,99 @@
+"""Evaluator workers: the merge rule, a 2-worker round on local Ray, and a worker killed mid-round."""
+import threading
+
+import pytest
+import ray
+import torch
+
+from evaluator.config import EvaluatorConfig
+from evaluator.pool import WorkerPool
+from evaluator.training import SharedTrainingConfig
+from evaluator.worker import Evaluator, RewardTask, TrainResult, TrainTask, merge
+
+TINY = dict(train_size=256, val_size=128, test_size=64)
+GENOTYPES = ["avg_max|fc_relu_fc|mean_max|conv7x7", "gap|eca|none|none", "none|none|mean|strip",
+             "gem|fc_relu_fc|none|none"]
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory):
+    return EvaluatorConfig(dataset_options=TINY, data_dir=str(tmp_path_factory.mktemp("data")),
+                           training=SharedTrainingConfig(batch_size=32), val_batch_size=64)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def tasks():
+    return [TrainTask(shard=0, seed=11, genotypes=GENOTYPES[:2], lr=0.05),
+            TrainTask(shard=1, seed=12, genotypes=GENOTYPES[2:], lr=0.05)]
+
+
+def test_merge_moves_each_tensor_by_the_mean_delta_of_the_shards_that_touched_it():
+    state = {"weights": {"a": torch.zeros(2), "b": torch.ones(2), "n": torch.tensor(5)}, "momentum": {"a": torch.ones(2)}}
+    results = [
+        TrainResult(1, {"a": torch.tensor([2.0, 4.0]), "n": torch.tensor(2)}, {"a": torch.tensor([3.0, 3.0])}, []),
+        TrainResult(0, {"a": torch.tensor([0.0, 2.0]), "n": torch.tensor(2)}, {"a": torch.tensor([1.0, 1.0])}, []),
+    ]
+    merged = merge(state, results)
+    assert torch.equal(merged["weights"]["a"], torch.tensor([1.0, 3.0]))
+    assert torch.equal(merged["weights"]["b"], torch.ones(2))  # no shard touched it
+    assert int(merged["weights"]["n"]) == 7
+    assert torch.equal(merged["momentum"]["a"], torch.tensor([2.0, 2.0]))
+    assert torch.equal(merge(state, results[::-1])["weights"]["a"], merged["weights"]["a"])
+
+
+def test_training_only_touches_the_ops_of_the_genotypes_it_ran(config):
+    evaluator = Evaluator(config)
+    state = evaluator.initial_state()
+    result = evaluator.train(state, TrainTask(0, 3, ["gap|eca|none|none"], lr=0.05))
+    touched = " ".join(result.deltas)
+    assert ".channel_squeeze.gap." not in touched  # gap has no weights
+    assert ".channel_excitation.eca." in touched and ".spatial_excitation." not in touched
+    assert ".channel_excitation.fc_relu_fc." not in touched
+    assert all(torch.isfinite(torch.tensor(result.losses)))
+
+
+def test_two_ray_workers_merge_to_the_in_process_result(config, local_ray):
+    evaluator = Evaluator(config)
+    state = evaluator.initial_state()
+    expected = merge(state, [evaluator.train(state, task) for task in tasks()])
+
+    pool = WorkerPool(config, num_workers=2)
+    try:
+        assert all(torch.equal(v, state["weights"][k]) for k, v in pool.initial_state()["weights"].items())
+        results = pool.train(state, tasks())
+    finally:
+        pool.shutdown()
+    assert sorted(r.worker for r in results) == [0, 1]
+    merged = merge(state, results)
+    for name, tensor in expected["weights"].items():
+        assert torch.equal(merged["weights"][name], tensor), name
+    assert merged["momentum"].keys() == expected["momentum"].keys()
+    assert all(torch.equal(merged["momentum"][k], v) for k, v in expected["momentum"].items())
+
+
+def test_a_worker_killed_mid_round_loses_no_reward(config, local_ray):
+    evaluator = Evaluator(config)
+    weights = evaluator.initial_state()["weights"]
+    # whole-validation-set rewards keep both workers busy, so the kill lands on a running task
+    work = [RewardTask(i, GENOTYPES[i % len(GENOTYPES)], -1) for i in range(12)]
+    expected = evaluator.score(weights, work)
+
+    pool = WorkerPool(config, num_workers=2)
+    try:
+        pool.score(weights, work[:2])  # both actors up and warm
+        killer = threading.Timer(0.5, lambda: ray.kill(pool.actors[1], no_restart=False))
+        killer.start()
+        results = pool.score(weights, work)
+        killer.join()
+        events = pool.take_events()
+    finally:
+        pool.shutdown()
+    assert [r.sample for r in results] == list(range(12))
+    assert [(r.reward, r.val_loss) for r in results] == [(r.reward, r.val_loss) for r in expected]
+    assert any(r.attempts > 1 for r in results) and any("worker 1 was lost" in e for e in events)
