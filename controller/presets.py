@@ -1,0 +1,76 @@
+"""Named controller settings: the policy's shape and squash, and the REINFORCE update's knobs."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+BASELINES = ("ema", "batch_mean")
+
+
+@dataclass(frozen=True)
+class ControllerConfig:
+    """Everything that decides how the controller samples and learns.
+
+    Policy: ``hidden`` LSTM units; logits are divided by ``temperature`` (when set), then squashed
+    to ``tanh_constant * tanh(logits)`` (when set); every weight starts uniform in
+    ``[-init_range, init_range]``.
+
+    Update: each reward gets ``entropy_weight * entropy`` of its sample added; the baseline is
+    ``ema`` (decayed by ``baseline_decay`` once per sample, starting at ``baseline_init``) or
+    ``batch_mean`` (the mean reward of the update's batch); ``normalise_advantages`` divides the
+    batch's advantages by their standard deviation; Adam with ``lr``, ``betas``, ``eps``; the
+    gradient norm is clipped to ``grad_clip`` when set. ``samples_per_update`` is how many
+    genotypes one update sees (the search loop's K).
+    """
+
+    hidden: int = 64
+    tanh_constant: Optional[float] = 1.5
+    temperature: Optional[float] = None
+    init_range: float = 0.1
+    entropy_weight: float = 1e-4
+    baseline: str = "ema"
+    baseline_decay: float = 0.99
+    baseline_init: float = 0.0
+    normalise_advantages: bool = False
+    lr: float = 3.5e-3
+    betas: Tuple[float, float] = (0.0, 0.999)
+    eps: float = 1e-3
+    grad_clip: Optional[float] = None
+    samples_per_update: int = 10
+
+    def __post_init__(self) -> None:
+        if self.baseline not in BASELINES:
+            raise ValueError(f"baseline must be one of {', '.join(BASELINES)}, got {self.baseline!r}")
+        if self.hidden < 1 or self.samples_per_update < 1:
+            raise ValueError("hidden and samples_per_update must be positive")
+        if self.temperature is not None and self.temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {self.temperature}")
+        object.__setattr__(self, "betas", tuple(self.betas))
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+
+# ENAS's official CIFAR-10 search (melodyguan/enas, scripts/cifar10_*_search.sh and its controllers):
+# LSTM 64, tanh constant 1.5, no temperature, entropy weight 1e-4 added to the reward, baseline
+# decay 0.99 per sample from 0, Adam lr 3.5e-3 with beta1 0 and eps 1e-3, weights in [-0.1, 0.1],
+# no gradient clipping, 10 samples aggregated per step (the micro search's num_aggregate).
+ENAS = ControllerConfig()
+
+PRESETS: Dict[str, ControllerConfig] = {"enas": ENAS}
+
+
+def preset(name: str, **overrides: Any) -> ControllerConfig:
+    """The preset called ``name`` with ``overrides`` applied (e.g. from a config file)."""
+    if name not in PRESETS:
+        raise KeyError(f"unknown controller preset {name!r}; expected one of {', '.join(PRESETS)}")
+    return from_dict(overrides, base=PRESETS[name])
+
+
+def from_dict(values: Mapping[str, Any], base: ControllerConfig = ENAS) -> ControllerConfig:
+    """``base`` with the fields in ``values`` replaced; an unknown field is refused by name."""
+    known = {f.name for f in fields(ControllerConfig)}
+    unknown = [k for k in values if k not in known]
+    if unknown:
+        raise KeyError(f"unknown controller setting {unknown[0]!r}; expected one of {', '.join(sorted(known))}")
+    return replace(base, **values)
