@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -104,7 +104,7 @@ class DecisionSpace:
         rows = []
         for genotype in genotypes:
             ops = getattr(genotype, "ops", genotype)
-            if isinstance(ops, dict):
+            if isinstance(ops, Mapping):
                 rows.append([d.options.index(ops[d.name]) for d in self.decisions])
             else:
                 rows.append([int(i) for i in ops])

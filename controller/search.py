@@ -5,8 +5,10 @@ import logging
 import os
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
+from dataclasses import replace
 from typing import Any, Dict, List, Optional
 
+import pandas as pd
 import ray
 import torch
 from tqdm import tqdm
@@ -48,6 +50,8 @@ def prepare(config_path: Optional[str], overrides: Dict[str, Any], resume: bool)
     if not resume:
         if rundir.exists() and rundir.rounds():
             raise RunDirError(f"{config.out} already holds a run; use --resume to continue it, or another --out")
+        if config.run_id is None:
+            config = replace(config, run_id=run_id_of(config))
         rundir.create(to_dict(config))
         return config, rundir
     if not rundir.exists():
@@ -148,7 +152,7 @@ def reward_rows(run_id: str, round: int, proposal: Dict[str, Any], results: List
 def derive(config: SearchConfig, run_id: str, shared: Dict[str, Any], service, pool: WorkerPool,
            rundir: RunDir) -> None:
     """Re-score the best genotypes on the whole validation set; write candidates.parquet and winner.json."""
-    by_mean = rundir.top_k_from_rewards(config.derive_top)
+    by_mean = rundir.rank_rewards().head(config.derive_top)
     status = ray.get(service.status.remote())
     fresh = ray.get(service.propose.remote(config.derive_samples))["genotypes"]
     sources: Dict[str, str] = {}
@@ -170,7 +174,7 @@ def derive(config: SearchConfig, run_id: str, shared: Dict[str, Any], service, p
     rows.sort(key=lambda r: (-r["reward"], r["genotype"]))
     for rank, row in enumerate(rows, start=1):
         row["rank"] = rank
-    rundir.write_candidates(rows)
+    rundir.write_candidates(pd.DataFrame(rows))
     top = rows[0]
     rundir.write_winner(from_key(top["genotype"]).with_metadata(
         run_id=run_id, rank=1, reward=top["reward"], val_accuracy=top["val_accuracy"], source=top["source"],

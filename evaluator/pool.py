@@ -45,18 +45,28 @@ class WorkerPool:
         return events
 
     def _run(self, method: str, shared: Any, tasks: Sequence[Any]) -> List[Any]:
-        """Run every task on some actor; results in task order."""
-        queue: Deque[Tuple[int, int]] = deque((index, 1) for index in range(len(tasks)))
+        """Run every task; results in task order.
+
+        Task i goes to actor i mod W, so which worker computed what is the same in every run; the
+        tasks of an actor that is lost (the running one and its queue) go to whichever actor is free.
+        """
+        own: List[Deque[Tuple[int, int]]] = [deque() for _ in self.actors]
+        for index in range(len(tasks)):
+            own[index % len(self.actors)].append((index, 1))
+        orphans: Deque[Tuple[int, int]] = deque()
         idle: Deque[int] = deque(range(len(self.actors)))
         running: Dict[Any, Tuple[int, int, int]] = {}  # ref -> (task, attempt, actor)
         reviving: Dict[Any, int] = {}  # ping ref -> actor being restarted by Ray
         results: List[Any] = [None] * len(tasks)
-        while queue or running:
-            while queue and idle:
-                (index, attempt), actor = queue.popleft(), idle.popleft()
-                call = getattr(self.actors[actor], method)
-                ref = call.remote() if shared is None else call.remote(shared, tasks[index])
-                running[ref] = (index, attempt, actor)
+        while any(own) or orphans or running:
+            for actor in list(idle):
+                queue = own[actor] or orphans
+                if queue:
+                    idle.remove(actor)
+                    index, attempt = queue.popleft()
+                    call = getattr(self.actors[actor], method)
+                    ref = call.remote() if shared is None else call.remote(shared, tasks[index])
+                    running[ref] = (index, attempt, actor)
             ready, _ = ray.wait(list(running) + list(reviving), num_returns=1)
             ref = ready[0]
             if ref in reviving:
@@ -73,10 +83,12 @@ class WorkerPool:
                 idle.append(actor)
             except ACTOR_LOST as err:
                 self._note(f"worker {actor} was lost during {method} task {index} (attempt {attempt}): "
-                           f"{type(err).__name__}; the task goes to the next free worker")
+                           f"{type(err).__name__}; its tasks go to the next free worker")
                 if attempt >= self.max_attempts:
                     raise RuntimeError(f"{method} task {index} failed {attempt} times; giving up") from err
-                queue.appendleft((index, attempt + 1))
+                orphans.append((index, attempt + 1))
+                orphans.extend(own[actor])
+                own[actor].clear()
                 reviving[self.actors[actor].ping.remote()] = actor
         return results
 

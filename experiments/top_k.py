@@ -1,0 +1,66 @@
+"""The best genotypes of a search run, from its Parquet files.
+
+    python experiments/top_k.py DIR [-k N] [--format table|json|csv]
+
+DIR is a run directory (a local path or a filesystem URI such as s3://bucket/runs/a). The ranking
+comes from DIR/candidates.parquet once the search has finished (rewards re-scored on the whole
+validation set), else from the rewards log so far (mean reward per genotype), so it can be read
+while the search runs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import List, Optional
+
+import pandas as pd
+
+from controller.rundir import RunDir
+from searchspace.cli import ArgumentParser, user_errors_exit_2
+
+FORMATS = ("table", "json", "csv")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def as_table(ranked: pd.DataFrame) -> str:
+    return ranked.to_string(index=False, float_format=lambda x: f"{x:.4f}")
+
+
+def as_json(ranked: pd.DataFrame) -> str:
+    # NaN (a candidate without a loss, say) becomes null so that any JSON reader parses the output.
+    records = ranked.astype(object).where(ranked.notna(), None).to_dict("records")
+    return json.dumps(records, indent=2, allow_nan=False)
+
+
+def as_csv(ranked: pd.DataFrame) -> str:
+    return ranked.to_csv(index=False).rstrip("\n")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = ArgumentParser(prog="top_k.py", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dir", metavar="DIR", help="the run directory (path or URI)")
+    parser.add_argument("-k", metavar="N", type=positive_int, default=10, help="how many genotypes (default 10)")
+    parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default table)")
+    return show(parser.parse_args(argv))
+
+
+@user_errors_exit_2
+def show(args: argparse.Namespace) -> int:
+    ranked = RunDir(args.dir).top_k(args.k)
+    print({"table": as_table, "json": as_json, "csv": as_csv}[args.format](ranked))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

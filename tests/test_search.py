@@ -1,0 +1,106 @@
+"""The search end to end: the run directory it leaves, and SIGKILL-and-resume giving the same log."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+import searchspace
+from controller.rundir import REWARD_SCHEMA, RunDir
+
+SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "run_rl_search.py"
+VOLATILE = ["timestamp", "wall_time_s"]  # the only columns allowed to differ between runs
+
+
+@pytest.fixture(scope="module")
+def tiny_config(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("config")
+    path = folder / "tiny.yaml"
+    path.write_text(yaml.safe_dump({
+        "rounds": 4, "workers": 2, "train_steps": 4, "samples_per_round": 4, "derive_top": 2,
+        "derive_samples": 2, "seed": 3,
+        "evaluator": {"dataset_options": {"train_size": 256, "val_size": 128, "test_size": 64},
+                      "data_dir": str(folder / "data"), "val_batch_size": 64, "training": {"batch_size": 32}},
+    }))
+    return path
+
+
+def search(config, out, *extra, **popen):
+    command = [sys.executable, str(SCRIPT), "--config", str(config), "--out", str(out), "--quiet", *extra]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, **popen)
+
+
+def finish(process, timeout=240):
+    out, err = process.communicate(timeout=timeout)
+    assert process.returncode == 0, err[-3000:]
+    return out
+
+
+def table(out):
+    return pd.read_parquet(Path(out) / "rewards").drop(columns=VOLATILE).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_config, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "whole"
+    stdout = finish(search(tiny_config, out))
+    return out, stdout
+
+
+def test_search_leaves_a_complete_run_directory(uninterrupted):
+    out, stdout = uninterrupted
+    rewards = pd.read_parquet(out / "rewards")
+    assert sorted(rewards["round"].unique()) == [1, 2, 3, 4]
+    assert len(rewards) == 16 and list(rewards.columns) == REWARD_SCHEMA.names
+    assert (rewards["status"] == "ok").all() and rewards["reward"].between(0, 1.01).all()
+    assert rewards["genotype"].map(lambda k: searchspace.from_key(k).key == k).all()  # canonical keys
+    winner = searchspace.load(out / "winner.json")
+    candidates = pd.read_parquet(out / "candidates.parquet")
+    assert winner.key == candidates.sort_values("rank")["genotype"].iloc[0]
+    assert winner.metadata["run_id"] == "whole" and winner.metadata["rank"] == 1
+    assert "winner: " in stdout and winner.key in stdout
+    assert yaml.safe_load((out / "config.yaml").read_text())["run_id"] == "whole"
+
+
+def test_a_second_search_into_the_same_directory_is_refused(uninterrupted, tiny_config):
+    out, _ = uninterrupted
+    before = table(out)
+    process = search(tiny_config, out)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 2 and err.strip().splitlines()[-1].startswith("error: ")
+    assert "--resume" in err
+    pd.testing.assert_frame_equal(table(out), before)
+
+
+@pytest.mark.parametrize("kill_after_round", [1, 2])
+def test_sigkill_then_resume_gives_the_uninterrupted_table(uninterrupted, tiny_config, tmp_path, kill_after_round):
+    whole, _ = uninterrupted
+    out = tmp_path / "whole"  # same run id as the uninterrupted run
+    process = search(tiny_config, out)
+    marker = out / "rewards" / f"round-{kill_after_round:06d}.parquet"
+    deadline = time.monotonic() + 180
+    while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), "the search did not get to the round to kill it in"
+    os.killpg(process.pid, signal.SIGKILL)  # the driver and the local Ray it started
+    process.wait()
+
+    finish(search(tiny_config, out, "--resume"))
+    pd.testing.assert_frame_equal(table(out), table(whole))
+    assert pd.read_parquet(out / "candidates.parquet").equals(pd.read_parquet(whole / "candidates.parquet"))
+    assert json.loads((out / "winner.json").read_text())["ops"] == json.loads((whole / "winner.json").read_text())["ops"]
+
+
+def test_resume_without_a_run_is_refused(tiny_config, tmp_path):
+    process = search(tiny_config, tmp_path / "nothing", "--resume")
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert err.strip().splitlines() == [f"error: {tmp_path / 'nothing'}: nothing to resume (no run directory); "
+                                        "drop --resume to start a run"]
