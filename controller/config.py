@@ -25,14 +25,14 @@ class SearchConfig:
     derive stage re-scores ``derive_top`` genotypes by mean reward, the greedy one and
     ``derive_samples`` fresh samples on the whole validation set."""
 
-    out: str = "runs/default"
+    out: Optional[str] = None  # default: runs/search-<UTC date and time>
     run_id: Optional[str] = None  # default: the name of the out directory
-    rounds: int = 10
+    rounds: int = 12
     workers: int = 2
     policy: str = "rl"
     controller_preset: str = "enas"
     controller: Dict[str, Any] = field(default_factory=dict)  # overrides of the preset's fields
-    train_steps: int = 20
+    train_steps: int = 24
     samples_per_round: int = 10
     derive_top: int = 5
     derive_samples: int = 10

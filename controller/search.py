@@ -46,6 +46,10 @@ RESUMABLE = ("rounds", "ray_address", "evaluator.num_gpus", "evaluator.num_cpus"
 def prepare(config_path: Optional[str], overrides: Dict[str, Any], resume: bool) -> tuple[SearchConfig, RunDir]:
     """The config and the run directory: a new run (never over an existing one) or the one to resume."""
     config = load_config(config_path, overrides)
+    if config.out is None:
+        if resume:
+            raise RunDirError("--resume needs --out DIR: the run directory to continue")
+        config = replace(config, out=f"runs/search-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}")
     rundir = RunDir(config.out)
     if not resume:
         if rundir.exists() and rundir.rounds():

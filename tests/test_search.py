@@ -104,3 +104,29 @@ def test_resume_without_a_run_is_refused(tiny_config, tmp_path):
     assert process.returncode == 2
     assert err.strip().splitlines() == [f"error: {tmp_path / 'nothing'}: nothing to resume (no run directory); "
                                         "drop --resume to start a run"]
+
+
+def test_status_attaches_to_a_running_search(tiny_config, tmp_path):
+    process = search(tiny_config, tmp_path / "watched", "--rounds", "40")
+    try:
+        marker = tmp_path / "watched" / "rewards" / "round-000001.parquet"
+        deadline = time.monotonic() + 180
+        while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert marker.exists()
+        status = subprocess.run([sys.executable, "-m", "controller", "status", "watched", "--json"],
+                                capture_output=True, text=True, timeout=120)
+        assert status.returncode == 0, status.stderr[-2000:]
+        state = json.loads(status.stdout)
+        assert state["round"] >= 1 and searchspace.from_key(state["greedy"])
+        for decision, probabilities in state["probabilities"].items():
+            assert list(probabilities) == searchspace.DECISIONS[searchspace.DECISION_NAMES.index(decision)].names()
+            assert sum(probabilities.values()) == pytest.approx(1.0)
+        assert state["best"] and state["best"][0]["count"] >= 1
+        missing = subprocess.run([sys.executable, "-m", "controller", "status", "no-such-run"],
+                                 capture_output=True, text=True, timeout=120)
+        assert missing.returncode == 2
+        assert missing.stderr.strip().splitlines()[-1].startswith("error: no running search 'no-such-run'")
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

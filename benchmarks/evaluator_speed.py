@@ -1,0 +1,121 @@
+"""Evaluator speed ratios (issue 3): supernet step over stand-alone step, 2 workers over 1, Ray over in-process.
+
+    python benchmarks/evaluator_speed.py [--quick]
+
+Writes benchmarks/results/evaluator_speed.json. Ratios are measured in one run, so a shared,
+noisy machine moves both sides of each ratio alike.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+import ray  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from evaluator.config import EvaluatorConfig  # noqa: E402
+from evaluator.pool import WorkerPool  # noqa: E402
+from evaluator.supernet import Supernet  # noqa: E402
+from evaluator.training import SharedTrainingConfig, make_optimizer  # noqa: E402
+from evaluator.worker import Evaluator, TrainTask  # noqa: E402
+from machine import describe_machine  # noqa: E402
+from searchspace import KNOWN, from_key  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results"
+GENOTYPES = [KNOWN["cbam"], KNOWN["se"], from_key("gem|glu|mean_std|strip"), KNOWN["none"]]
+
+
+def step_seconds(model, forward, images, labels, steps: int) -> float:
+    """Median seconds of one SGD step (forward, backward, update) after two warm-up steps."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    times = []
+    for i in range(steps + 2):
+        start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(forward(images), labels).backward()
+        optimizer.step()
+        if i >= 2:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def supernet_over_standalone(batch_size: int, steps: int) -> dict:
+    torch.manual_seed(0)
+    images = torch.randn(batch_size, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    labels = torch.randint(0, 10, (batch_size,))
+    supernet = Supernet("resnet20").to(memory_format=torch.channels_last)
+    rows = []
+    for genotype in GENOTYPES:
+        network = supernet.extract(genotype).to(memory_format=torch.channels_last)
+        shared = step_seconds(supernet, lambda x: supernet(x, genotype), images, labels, steps)
+        alone = step_seconds(network, network, images, labels, steps)
+        rows.append({"genotype": genotype.key, "supernet_step_s": shared, "standalone_step_s": alone,
+                     "ratio": shared / alone})
+    return {"batch_size": batch_size, "steps": steps, "per_genotype": rows,
+            "ratio_mean": statistics.mean(r["ratio"] for r in rows), "target": "<= 1.15"}
+
+
+def training_throughput(config: EvaluatorConfig, workers: int, steps: int) -> float:
+    """Training images per second of `workers` Ray actors, each running `steps` steps."""
+    pool = WorkerPool(config, workers)
+    try:
+        state = pool.initial_state()
+        keys = [GENOTYPES[i % len(GENOTYPES)].key for i in range(steps)]
+        pool.train(state, [TrainTask(w, w, keys[:2], 0.05) for w in range(workers)])  # warm-up
+        start = time.perf_counter()
+        pool.train(state, [TrainTask(w, 100 + w, keys, 0.05) for w in range(workers)])
+        return workers * steps * config.training.batch_size / (time.perf_counter() - start)
+    finally:
+        pool.shutdown()
+
+
+def in_process_throughput(config: EvaluatorConfig, steps: int) -> float:
+    evaluator = Evaluator(config)
+    state = evaluator.initial_state()
+    keys = [GENOTYPES[i % len(GENOTYPES)].key for i in range(steps)]
+    evaluator.train(state, TrainTask(0, 0, keys[:2], 0.05))
+    start = time.perf_counter()
+    evaluator.train(state, TrainTask(0, 100, keys, 0.05))
+    return steps * config.training.batch_size / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer steps (about 2 minutes)")
+    args = parser.parse_args()
+    steps = 6 if args.quick else 20
+    torch.set_num_threads(1)
+    config = EvaluatorConfig(dataset_options={"train_size": 2000, "val_size": 256, "test_size": 256},
+                             training=SharedTrainingConfig(batch_size=64), num_cpus=1)
+    step = supernet_over_standalone(64, steps)
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    try:
+        local = in_process_throughput(config, steps)
+        one = training_throughput(config, 1, steps)
+        two = training_throughput(config, 2, steps)
+    finally:
+        ray.shutdown()
+    result = {
+        "benchmark": "evaluator_speed", "machine": describe_machine(), "settings": {
+            "arch": "resnet20", "batch_size": 64, "steps": steps, "torch_threads_per_worker": 1,
+            "genotypes": [g.key for g in GENOTYPES]},
+        "supernet_over_standalone": step,
+        "images_per_s": {"in_process": local, "ray_1_worker": one, "ray_2_workers": two},
+        "two_workers_over_one": {"ratio": two / one, "target": ">= 1.6"},
+        "ray_worker_over_in_process": {"ratio": one / local, "target": ">= 0.9"},
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "evaluator_speed.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

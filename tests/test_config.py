@@ -1,0 +1,50 @@
+"""Search configuration: the embedded default, YAML files, overrides, and refusals."""
+import dataclasses
+
+import pytest
+
+from controller.config import ConfigError, SearchConfig, load_config
+from experiments_paths import CONFIGS
+
+
+def test_default_yaml_is_the_embedded_default():
+    assert load_config(str(CONFIGS / "default.yaml")) == SearchConfig()
+
+
+def test_cifar10_config_loads_and_asks_for_gpus():
+    config = load_config(str(CONFIGS / "cifar10.yaml"))
+    assert config.evaluator.dataset == "cifar10" and config.evaluator.num_gpus > 0
+
+
+def test_command_line_overrides_win_over_the_file():
+    config = load_config(str(CONFIGS / "default.yaml"), {"rounds": 3, "evaluator.dataset": "fake", "seed": None})
+    assert (config.rounds, config.evaluator.dataset, config.seed) == (3, "fake", 0)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("rounds: many\n", "rounds: expected <class 'int'>, got 'many'"),
+    ("roundz: 3\n", "unknown config key 'roundz'"),
+    ("evaluator: {trainng: {}}\n", "unknown config key 'evaluator.trainng'"),
+    ("policy: greedy\n", "policy must be one of rl, random, got 'greedy'"),
+    ("workers: 0\n", "workers must be at least 1, got 0"),
+    ("- 1\n", "must hold a mapping"),
+    ("rounds: [\n", "is not valid YAML"),
+])
+def test_bad_config_files_are_refused_with_the_key(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(str(path))
+    assert message in str(err.value) and isinstance(err.value, ValueError)
+
+
+def test_missing_config_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(str(tmp_path / "nope.yaml"))
+
+
+def test_config_round_trips_through_a_dict():
+    config = SearchConfig(rounds=5, run_id="r")
+    from controller.config import build
+
+    assert build(SearchConfig, dataclasses.asdict(config)) == config
