@@ -30,7 +30,7 @@ class SearchConfig:
     rounds: int = 12
     workers: int = 2
     policy: str = "rl"
-    controller_preset: str = "enas"
+    controller_preset: str = "sase"  # measured: benchmarks/controller_landscapes.py (issue 8)
     controller: Dict[str, Any] = field(default_factory=dict)  # overrides of the preset's fields
     train_steps: int = 24
     samples_per_round: int = 10

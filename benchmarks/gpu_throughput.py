@@ -1,0 +1,101 @@
+"""Training throughput on CIFAR-sized input: the supernet and the fixed network, then 1..N Ray actors
+sharing the GPU(s) with fractional `num_gpus`. Runs unchanged on a CUDA machine; on a CPU-only one
+it measures the CPU and says so.
+
+    python benchmarks/gpu_throughput.py [--max-workers N] [--steps S] [--batch-size B]
+
+Writes benchmarks/results/gpu_throughput.json with the device it ran on.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import time
+from pathlib import Path
+
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+import ray  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from evaluator.supernet import Supernet  # noqa: E402
+from machine import describe_machine  # noqa: E402
+from searchspace import KNOWN, all_genotypes  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def images_per_second(steps: int, batch_size: int, device: str, supernet: bool, seed: int = 0) -> float:
+    """SGD steps of ResNet-20 on random 32x32 batches; the supernet samples a genotype per step."""
+    torch.manual_seed(seed)
+    genotypes = list(all_genotypes())
+    picks = random.Random(seed)
+    net = Supernet("resnet20").to(device, memory_format=torch.channels_last)
+    model = net if supernet else net.extract(KNOWN["cbam"]).to(device, memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    images = torch.randn(batch_size, 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
+    labels = torch.randint(0, 10, (batch_size,), device=device)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        logits = net(images, picks.choice(genotypes)) if supernet else model(images)
+        F.cross_entropy(logits, labels).backward()
+        optimizer.step()
+
+    for _ in range(3):
+        step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+@ray.remote
+def actor_throughput(steps: int, batch_size: int, seed: int, threads: int) -> float:
+    torch.set_num_threads(threads)
+    device = "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
+    return images_per_second(steps, batch_size, device, supernet=True, seed=seed)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--max-workers", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--batch-size", type=int, default=128)
+    args = parser.parse_args()
+    cuda = torch.cuda.is_available()
+    device = "cuda" if cuda else "cpu"
+    single = {"supernet": images_per_second(args.steps, args.batch_size, device, True),
+              "fixed_cbam": images_per_second(args.steps, args.batch_size, device, False)}
+    gpus = torch.cuda.device_count()
+    ray.init(include_dashboard=False, log_to_driver=False)
+    scaling = []
+    try:
+        for workers in range(1, args.max_workers + 1):
+            gpu_share = gpus / workers if cuda else 0
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            task = actor_throughput.options(num_gpus=gpu_share, num_cpus=threads)
+            start = time.perf_counter()
+            rates = ray.get([task.remote(args.steps, args.batch_size, w, threads) for w in range(workers)])
+            scaling.append({"workers": workers, "num_gpus_each": gpu_share, "cpus_each": threads,
+                            "images_per_s_total": sum(rates), "wall_s": time.perf_counter() - start})
+    finally:
+        ray.shutdown()
+    result = {"benchmark": "gpu_throughput", "machine": describe_machine(), "device": device,
+              "settings": vars(args), "single_process_images_per_s": single,
+              "supernet_over_fixed": single["supernet"] / single["fixed_cbam"], "ray_scaling": scaling}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "gpu_throughput.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
