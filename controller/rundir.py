@@ -13,6 +13,7 @@ The guarantee is against a killed process (SIGKILL), not a power loss (nothing i
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import uuid
@@ -69,6 +70,33 @@ CANDIDATE_SCHEMA = pa.schema([
     pa.field("source", pa.string()),
     pa.field("params", pa.int64()),
 ])
+
+RETRAIN_KINDS = ("candidate", "baseline")
+
+# Stage 2 (controller/stage2.py): one row per (model, seed) trial of stand-alone training.
+# ``name`` is "rank-R" for the search's rank-R genotype, the KNOWN name for a baseline;
+# ``epochs`` counts the epochs the trial trained (fewer than asked when ASHA stopped it);
+# ``latency_ms`` is per image at batch 1. Figures of a trial that did not finish are null/NaN.
+RETRAIN_SCHEMA = pa.schema([
+    pa.field("genotype", pa.string()),
+    *OPS,
+    pa.field("kind", pa.string()),
+    pa.field("name", pa.string()),
+    pa.field("search_rank", pa.int32()),
+    pa.field("seed", pa.int32()),
+    pa.field("epochs", pa.int32()),
+    *[pa.field(name, pa.float64()) for name in ("test_accuracy", "test_loss", "val_accuracy", "val_loss")],
+    pa.field("params", pa.int64()),
+    pa.field("macs", pa.int64()),
+    pa.field("latency_ms", pa.float64()),
+    pa.field("latency_ms_batch64", pa.float64()),
+    pa.field("wall_time_s", pa.float64()),
+    pa.field("status", pa.string()),
+    pa.field("error", pa.string()),
+])
+
+REPORT_FOLDER = "report"
+STAGE2_FOLDER = "tune"
 
 # Columns every top-k table starts with, whichever file it was ranked from.
 TOP_K_COLUMNS = ["rank", "genotype", *DECISION_NAMES, "reward", "count", "source"]
@@ -350,6 +378,65 @@ class RunDir:
         except GenotypeError as err:
             raise self._error(f"rewards log holds an invalid genotype: {err}", self.path("rewards")) from None
 
+    # -- stage 2 and the report -----------------------------------------------------------
+
+    def write_retrain(self, frame: pd.DataFrame) -> None:
+        """retrain.parquet, atomically, one row per trial, sorted by kind, search rank, name and seed."""
+        table = self._table(frame, RETRAIN_SCHEMA, "retrain")
+        bad = set(table["kind"].to_pylist()) - set(RETRAIN_KINDS)
+        if bad:
+            raise self._error(f"retrain kind must be one of {', '.join(RETRAIN_KINDS)}, got {sorted(bad)}")
+        table = table.sort_by([("kind", "descending"), ("search_rank", "ascending"), ("name", "ascending"),
+                               ("seed", "ascending")])
+        with atomic_output(self.fs, self.path("retrain.parquet")) as stream:
+            pq.write_table(table, stream)
+
+    def read_retrain(self) -> Optional[pd.DataFrame]:
+        """retrain.parquet as written, or None before stage 2 has finished. Integer columns stay
+        integers (pandas' nullable types), also where a trial that did not finish left them null."""
+        path = self.path("retrain.parquet")
+        if self._kind(path) != pafs.FileType.File:
+            return None
+        nullable = {pa.int32(): pd.Int32Dtype(), pa.int64(): pd.Int64Dtype()}
+        return self._read_parquet(path).to_pandas(types_mapper=nullable.get)
+
+    def stage2_storage(self) -> tuple[str, Optional[pafs.FileSystem]]:
+        """Where Ray Tune keeps stage 2's experiments (``<out>/tune``) and the filesystem to pass it:
+        None for a local run directory, so Tune writes there directly; pyarrow's for a URI."""
+        path = self.path(STAGE2_FOLDER)
+        return path, None if isinstance(self.fs, pafs.LocalFileSystem) else self.fs
+
+    def write_stage2_plan(self, plan: Dict[str, Any]) -> None:
+        """tune/plan.json: what stage 2 trains, kept so that a resumed stage 2 knows it."""
+        self.fs.create_dir(self.path(STAGE2_FOLDER), recursive=True)
+        self._write_bytes(self.path(STAGE2_FOLDER, "plan.json"), (json.dumps(plan, indent=2) + "\n").encode())
+
+    def read_stage2_plan(self) -> Optional[Dict[str, Any]]:
+        path = self.path(STAGE2_FOLDER, "plan.json")
+        if self._kind(path) != pafs.FileType.File:
+            return None
+        try:
+            plan = json.loads(self._read_bytes(path))
+        except ValueError as err:
+            raise self._error(f"malformed JSON: {_first_line(err)}", path) from None
+        if not isinstance(plan, dict):
+            raise self._error(f"expected an object, got {type(plan).__name__}", path)
+        return plan
+
+    def write_report_file(self, name: str, data: bytes) -> str:
+        """report/<name>, atomically; returns its path."""
+        if "/" in name or name.startswith(TEMPORARY_PREFIX):
+            raise ValueError(f"a report file name is one plain file name, got {name!r}")
+        self.fs.create_dir(self.path(REPORT_FOLDER), recursive=True)
+        path = self.path(REPORT_FOLDER, name)
+        self._write_bytes(path, data)
+        return path
+
+    def remove_report_file(self, name: str) -> None:
+        path = self.path(REPORT_FOLDER, name)
+        if self._kind(path) == pafs.FileType.File:
+            self.fs.delete_file(path)
+
     # -- storage --------------------------------------------------------------------------
 
     def _kind(self, path: str) -> pafs.FileType:
@@ -390,13 +477,20 @@ class RunDir:
 
 
 def open_filesystem(out: str) -> tuple[pafs.FileSystem, str]:
-    """(filesystem, path) of a local path or a filesystem URI."""
-    if "://" in out:
-        try:
-            return pafs.FileSystem.from_uri(out)
-        except (pa.ArrowException, OSError) as err:
-            raise RunDirError(f"{out}: unsupported location: {_first_line(err)}") from None
-    return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(out))
+    """(filesystem, path) of a local path or a filesystem URI: pyarrow's own schemes (file, s3,
+    gs, hdfs, ...) first, then any protocol of an installed fsspec implementation (memory, az, ...)."""
+    if "://" not in out:
+        return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(out))
+    try:
+        return pafs.FileSystem.from_uri(out)
+    except (pa.ArrowException, OSError) as err:
+        reason = _first_line(err)
+    try:
+        import fsspec  # optional: pyarrow alone covers the usual stores
+        fs, path = fsspec.core.url_to_fs(out)
+    except (ImportError, ValueError, OSError):
+        raise RunDirError(f"{out}: unsupported location: {reason}") from None
+    return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), path
 
 
 @contextmanager
