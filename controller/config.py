@@ -11,7 +11,7 @@ import yaml
 
 from evaluator.config import EvaluatorConfig
 
-POLICIES = ("rl", "random")
+POLICIES = ("rl", "ppo", "random")  # rl: REINFORCE; ppo: PPO (controller/ppo.py); random: the baseline
 
 
 class ConfigError(ValueError):

@@ -1,7 +1,7 @@
 """REINFORCE with a baseline and an entropy bonus, as ENAS trains its controller."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence, Union
+from typing import Any, Dict, List, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -56,31 +56,42 @@ class Reinforce:
         Returns the shaped rewards, the baselines before the update and the advantages (each (n,),
         float64, unnormalised), the loss and the batch's mean entropy.
         """
+        rewards = self.checked(indices, rewards)
+        log_prob, entropy = self.policy.evaluate(indices)
+        shaped, baseline, advantage, scaled = self.advantages(rewards, entropy)
+        loss = -(scaled.to(log_prob.dtype) * log_prob).mean()
+        self.step(loss)
+        self.updates += 1
+        return {"reward": shaped, "baseline": baseline, "advantage": advantage, "loss": loss.item(),
+                "entropy": entropy.mean().item()}
+
+    def checked(self, indices: torch.Tensor, rewards: Rewards) -> torch.Tensor:
+        """(n,) float64 rewards, refused unless there is one finite reward per sample."""
         rewards = torch.as_tensor(rewards, dtype=torch.float64).reshape(-1)
         if len(rewards) != len(indices) or not torch.isfinite(rewards).all():
             raise ValueError(f"need one finite reward per sample, got {rewards.tolist()} for {len(indices)} samples")
-        log_prob, entropy = self.policy.evaluate(indices)
+        return rewards
+
+    def advantages(self, rewards: torch.Tensor, entropy: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """(n,) rewards and entropies -> shaped rewards, baselines, advantages and the advantages the
+        loss uses (normalised when configured), each (n,) float64; moves the baseline."""
         shaped = rewards + self.config.entropy_weight * entropy.detach().double()
         baseline = self.baselines(shaped)
         advantage = shaped - baseline
         scaled = advantage
         if self.config.normalise_advantages and len(advantage) > 1:
             scaled = advantage / (advantage.std() + 1e-8)
-        loss = -(scaled.to(log_prob.dtype) * log_prob).mean()
-        if self.optimizer is not None:
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.config.grad_clip is not None:
-                nn.utils.clip_grad_norm_(self.parameters, self.config.grad_clip)
-            self.optimizer.step()
-        self.updates += 1
-        return {
-            "reward": shaped,
-            "baseline": baseline,
-            "advantage": advantage,
-            "loss": loss.item(),
-            "entropy": entropy.mean().item(),
-        }
+        return shaped, baseline, advantage, scaled
+
+    def step(self, loss: torch.Tensor) -> None:
+        """One Adam step on ``loss`` (nothing for a policy without parameters)."""
+        if self.optimizer is None:
+            return
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.parameters, self.config.grad_clip)
+        self.optimizer.step()
 
     def state_dict(self) -> Dict[str, Any]:
         """Tensors and plain numbers only, so ``torch.load(..., weights_only=True)`` reads it back."""

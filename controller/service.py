@@ -1,17 +1,22 @@
 """The controller service: policy, optimizer and baseline behind propose/update, as a named Ray actor."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 
 from controller.policy import LSTMPolicy
+from controller.ppo import PPO
 from controller.presets import ControllerConfig
 from controller.random_policy import RandomPolicy
 from controller.reinforce import Reinforce
 
 ACTOR_PREFIX = "sase-controller-"
 NAMESPACE = "sase-nas"
+
+
+# The learner each policy name trains with; the random policy has no parameters to train.
+LEARNERS = {"rl": Reinforce, "ppo": PPO, "random": Reinforce}
 
 
 def actor_name(run_id: str) -> str:
@@ -22,14 +27,17 @@ def actor_name(run_id: str) -> str:
 class ControllerService:
     """Owns the policy, its optimizer, the baseline and the sampling RNG of one run.
 
-    ``propose(n)`` samples n genotypes; ``update(indices, rewards)`` is one REINFORCE step;
+    ``policy``: ``rl`` (the LSTM policy, REINFORCE), ``ppo`` (the LSTM policy, PPO) or ``random``.
+    ``propose(n)`` samples n genotypes; ``update(indices, rewards)`` is one learner step;
     ``state_dict()`` holds everything a checkpoint needs to continue bit for bit.
     """
 
     def __init__(self, config: ControllerConfig, policy: str, seed: int) -> None:
         init = torch.Generator().manual_seed(seed)
-        self.policy = LSTMPolicy.sase(config, init) if policy == "rl" else RandomPolicy.sase()
-        self.learner = Reinforce(self.policy, config)
+        if policy not in LEARNERS:
+            raise ValueError(f"unknown policy {policy!r}; expected one of {', '.join(LEARNERS)}")
+        self.policy = RandomPolicy.sase() if policy == "random" else LSTMPolicy.sase(config, init)
+        self.learner = LEARNERS[policy](self.policy, config)
         self.generator = torch.Generator().manual_seed(seed + 1)
         self.round = 0
         self.rewards: Dict[str, List[float]] = {}  # genotype key -> its rewards so far
@@ -39,8 +47,14 @@ class ControllerService:
         return {"genotypes": [g.key for g in samples.genotypes], "indices": samples.indices,
                 "log_prob": samples.log_prob.double().tolist(), "entropy": samples.entropy.double().tolist()}
 
-    def update(self, round: int, indices: torch.Tensor, keys: Sequence[str], rewards: Sequence[float]) -> Dict[str, Any]:
-        stats = self.learner.update(indices, rewards)
+    def update(self, round: int, indices: torch.Tensor, keys: Sequence[str], rewards: Sequence[float],
+               log_prob: Optional[Sequence[float]] = None) -> Dict[str, Any]:
+        """``log_prob``: the samples' log-probabilities when proposed; PPO weighs samples drawn by an
+        older policy with them (without them it takes the samples as the current policy's)."""
+        if isinstance(self.learner, PPO):
+            stats = self.learner.update(indices, rewards, log_prob)
+        else:
+            stats = self.learner.update(indices, rewards)
         for key, reward in zip(keys, rewards):
             self.rewards.setdefault(key, []).append(float(reward))
         self.round = round

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import sys
 
+from controller.config import POLICIES
 from controller.search import run_from_command_line
 from searchspace.cli import ArgumentParser, user_errors_exit_2
 
@@ -24,7 +25,8 @@ def parse(argv):
     parser.add_argument("--dataset", help="cluttered-digits (default), cifar10, cifar100, imagefolder, fake")
     parser.add_argument("--data-dir", help="where the dataset lives (or is cached)")
     parser.add_argument("--download", action="store_true", default=None, help="download cifar10/cifar100 if missing")
-    parser.add_argument("--policy", choices=["rl", "random"], help="the controller (random: the baseline to beat)")
+    parser.add_argument("--policy", choices=POLICIES,
+                        help="the controller: rl (REINFORCE), ppo (clipped PPO) or random (the baseline to beat)")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--ray-address", help="a running cluster (default: RAY_ADDRESS, else a local Ray)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -43,7 +45,7 @@ def main(argv=None) -> int:
     }
     rundir, top = run_from_command_line(args.config, overrides, args.resume, progress=not args.quiet)
     print(top.to_string(index=False))
-    print(f"winner: {rundir.path('winner.json')}")
+    print(f"winner: {rundir.show(rundir.path('winner.json'))}")
     return 0
 
 

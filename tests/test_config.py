@@ -25,7 +25,7 @@ def test_command_line_overrides_win_over_the_file():
     ("rounds: many\n", "rounds: expected <class 'int'>, got 'many'"),
     ("roundz: 3\n", "unknown config key 'roundz'"),
     ("evaluator: {trainng: {}}\n", "unknown config key 'evaluator.trainng'"),
-    ("policy: greedy\n", "policy must be one of rl, random, got 'greedy'"),
+    ("policy: greedy\n", "policy must be one of rl, ppo, random, got 'greedy'"),
     ("workers: 0\n", "workers must be at least 1, got 0"),
     ("- 1\n", "must hold a mapping"),
     ("rounds: [\n", "is not valid YAML"),

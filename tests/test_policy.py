@@ -207,13 +207,13 @@ def structured_rewards(space, seed=0):
     return every, rewards
 
 
-def probability_of_best_while_training(pol, config, updates, seed=10):
+def probability_of_best_while_training(pol, config, updates, seed=10, learner=Reinforce):
     space = pol.space
     every, table = structured_rewards(space)
     row_of = {tuple(row): i for i, row in enumerate(every.tolist())}
     best = every[table.argmax()][None]
     reward = lambda indices: table[[row_of[tuple(r)] for r in indices.tolist()]]  # noqa: E731
-    trainer, generator, curve = Reinforce(pol, config), seeded(seed), []
+    trainer, generator, curve = learner(pol, config), seeded(seed), []
     for _ in range(updates):
         train(trainer, generator, 1, reward)
         curve.append(pol.log_prob(best).exp().item())

@@ -1,0 +1,82 @@
+"""Ranking fidelity: does the supernet rank genotypes the way stand-alone training does?
+
+Picks genotypes spread over the reward range of a supernet landscape (supernet_landscape.py's
+Parquet), trains each stand-alone from scratch for several seeds, and reports Kendall's tau and
+Spearman's rho between the supernet's reward and the mean stand-alone test accuracy.
+
+    python benchmarks/ranking_fidelity.py [--quick] [--genotypes 16] [--seeds 3] [--epochs 5]
+
+Writes benchmarks/results/ranking_fidelity.json (ranking_fidelity_quick.json with --quick).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+from scipy import stats
+
+from evaluator.data import load_dataset
+from evaluator.standalone import StandaloneConfig, train_standalone
+from machine import describe_machine
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def spread_over_rewards(landscape: pd.DataFrame, n: int) -> pd.DataFrame:
+    """n genotypes at evenly spaced quantiles of the supernet reward (ties broken by key)."""
+    ranked = landscape[landscape["status"] == "ok"].sort_values(["val_accuracy", "genotype"]).reset_index(drop=True)
+    positions = sorted({round(i * (len(ranked) - 1) / (n - 1)) for i in range(n)})
+    return ranked.iloc[positions].reset_index(drop=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="6 genotypes, 1 seed, 1 epoch on 2k images")
+    parser.add_argument("--landscape", type=Path)
+    parser.add_argument("--genotypes", type=int, default=16)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    name = "ranking_fidelity_quick" if args.quick else "ranking_fidelity"
+    landscape_path = args.landscape or RESULTS / ("supernet_landscape_quick.parquet" if args.quick
+                                                  else "supernet_landscape.parquet")
+    genotypes, seeds, epochs = (6, 1, 1) if args.quick else (args.genotypes, args.seeds, args.epochs)
+    options = {"train_size": 2000, "val_size": 500, "test_size": 500} if args.quick else {}
+    picks = spread_over_rewards(pd.read_parquet(landscape_path), genotypes)
+    data = load_dataset("cluttered-digits", seed=0, **options)
+    rows, start = [], time.perf_counter()
+    for pick in picks.itertuples():
+        for seed in range(seeds):
+            config = StandaloneConfig(epochs=epochs, seed=seed, dataset_options=options, latency_repeats=2)
+            result = train_standalone(config, pick.genotype, data=data)
+            rows.append({"genotype": pick.genotype, "supernet_reward": pick.val_accuracy, "seed": seed,
+                         "test_accuracy": result.test_accuracy, "status": result.status})
+            print(f"{pick.genotype:<40} seed {seed}: supernet {pick.val_accuracy:.4f} "
+                  f"stand-alone {result.test_accuracy:.4f}", flush=True)
+    table = pd.DataFrame(rows)
+    means = table.groupby("genotype").agg(supernet_reward=("supernet_reward", "first"),
+                                          standalone=("test_accuracy", "mean")).reset_index()
+    tau = stats.kendalltau(means["supernet_reward"], means["standalone"])
+    rho = stats.spearmanr(means["supernet_reward"], means["standalone"])
+    result = {
+        "benchmark": name, "machine": describe_machine(),
+        "settings": {"landscape": landscape_path.name, "genotypes": len(picks), "seeds": seeds, "epochs": epochs,
+                     "dataset_options": options, "threads": args.threads},
+        "kendall_tau": tau.statistic, "kendall_p": tau.pvalue, "spearman_rho": rho.statistic,
+        "spearman_p": rho.pvalue, "target": "tau >= 0.6", "seconds": time.perf_counter() - start,
+        "seconds_per_run": (time.perf_counter() - start) / max(1, len(rows)),
+        "per_genotype": means.to_dict("records"), "runs": rows,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
+    print(f"kendall tau {tau.statistic:.3f} (p {tau.pvalue:.3f}), spearman rho {rho.statistic:.3f}")
+
+
+if __name__ == "__main__":
+    main()

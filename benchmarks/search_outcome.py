@@ -1,0 +1,75 @@
+"""Search outcome: the winner of a default search against none, SE, ECA and CBAM, stand-alone.
+
+Runs the default search (`experiments/configs/default.yaml`), then stage 2 (Ray Tune) on its
+best candidate and the baselines, several seeds each, and records mean, std, parameters and
+latency. --quick shrinks both to a smoke run (a few rounds, 1 epoch, 1 seed, 2k images).
+
+    python benchmarks/search_outcome.py [--quick] [--seeds 3] [--epochs 5] [--run DIR]
+
+Writes benchmarks/results/search_outcome.json (search_outcome_quick.json with --quick).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+import ray  # noqa: E402
+
+from controller.rundir import RunDir  # noqa: E402
+from controller.search import prepare, search  # noqa: E402
+from controller.stage2 import Stage2Settings, retrain  # noqa: E402
+from machine import describe_machine  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results"
+BASELINES = ["none", "se", "eca", "cbam"]
+QUICK = {"rounds": 3, "train_steps": 8, "samples_per_round": 6, "derive_top": 2, "derive_samples": 2,
+         "evaluator.dataset_options": {"train_size": 2000, "val_size": 500, "test_size": 500}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--run", help="an existing search's run directory (skips the search)")
+    args = parser.parse_args()
+    name = "search_outcome_quick" if args.quick else "search_outcome"
+    seeds, epochs = (1, 1) if args.quick else (args.seeds, args.epochs)
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as folder:
+        if args.run:
+            rundir = RunDir(args.run)
+        else:
+            overrides = {"out": str(Path(folder) / "outcome"), **(QUICK if args.quick else {})}
+            config, rundir = prepare(None, overrides, resume=False)
+            search(config, rundir)
+        searched = time.perf_counter()
+        outcome = retrain(rundir, Stage2Settings(k=1, baselines=BASELINES, seeds=seeds, epochs=epochs), verbose=0)
+        ray.shutdown()
+    summary = outcome.summary.to_dict("records")
+    winner = outcome.winner.metadata
+    best_baseline = max((r for r in summary if r["kind"] == "baseline"), key=lambda r: r["test_accuracy_mean"])
+    result = {
+        "benchmark": name, "machine": describe_machine(),
+        "settings": {"search": "default.yaml" + (" with " + json.dumps(QUICK) if args.quick else ""),
+                     "seeds": seeds, "epochs": epochs, "baselines": BASELINES},
+        "seconds": {"search": searched - start, "stage2": time.perf_counter() - searched},
+        "winner": outcome.winner.key, "winner_metadata": winner, "models": summary,
+        "best_baseline": best_baseline["name"],
+        "winner_minus_best_baseline": winner["test_accuracy_mean"] - best_baseline["test_accuracy_mean"],
+        "target": "the winner at least matches the best baseline",
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2, default=float))
+
+
+if __name__ == "__main__":
+    main()
