@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Optional
 import pandas as pd
 import ray
 import torch
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from tqdm import tqdm
 
 from controller.config import SearchConfig, build, load_config, to_dict
@@ -87,7 +88,10 @@ def search(config: SearchConfig, rundir: RunDir, progress: bool = True) -> RunDi
     """Run a search, or continue it from its last checkpoint, to ``config.rounds`` rounds; then derive."""
     run_id = run_id_of(config)
     connect(config.ray_address)
-    service_cls = ray.remote(ControllerService).options(name=actor_name(run_id), namespace=NAMESPACE, num_cpus=0)
+    # The controller lives on the driver's node: a lost worker node must not take the policy with it.
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    service_cls = ray.remote(ControllerService).options(name=actor_name(run_id), namespace=NAMESPACE, num_cpus=0,
+                                                        scheduling_strategy=here)
     service = service_cls.remote(controller_settings(config), config.policy, config.seed)
     pool = WorkerPool(config.evaluator, config.workers)
     try:

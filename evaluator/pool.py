@@ -1,34 +1,89 @@
-"""A pool of evaluator actors on the Ray cluster that completes every task even when actors die."""
+"""A pool of evaluator actors on the Ray cluster that completes every task even when actors or nodes die."""
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
-from typing import Any, Deque, Dict, List, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Deque, Dict, List, Optional, Sequence, Set, Tuple
 
 import ray
-from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+from ray.exceptions import ObjectLostError, RayActorError
 
 from evaluator.config import EvaluatorConfig
 from evaluator.worker import Evaluator, RewardResult, RewardTask, SharedState, TrainResult, TrainTask
 
 log = logging.getLogger(__name__)
-ACTOR_LOST = (RayActorError, ActorDiedError, ActorUnavailableError)
+
+# A lost actor (ActorDiedError, ActorUnavailableError), or a finished result lost with its node.
+LOST = (RayActorError, ObjectLostError)
+# Actor states in which an actor runs nothing: a call sent to it waits for a restart that needs
+# free resources, which may never come once its node is gone.
+NOT_RUNNING = ("RESTARTING", "DEAD")
+
+Job = Tuple[int, int]  # (task index, attempt)
+Running = Tuple[int, int, int]  # (task index, attempt, actor)
+
+
+@dataclass
+class _Work:
+    """The tasks of one pool call: each actor's own queue, the orphans of lost actors, the idle
+    actors, what runs where, and the results in task order."""
+
+    own: List[Deque[Job]]
+    orphans: Deque[Job]
+    idle: Deque[int]
+    running: Dict[Any, Running] = field(default_factory=dict)  # ref -> (task, attempt, actor)
+    results: List[Any] = field(default_factory=list)
+
+    @classmethod
+    def plan(cls, num_tasks: int, num_actors: int, live: Sequence[int]) -> "_Work":
+        """Task i to actor i mod W; the share of an actor that is not live goes to the orphans."""
+        work = cls([deque() for _ in range(num_actors)], deque(), deque(live), results=[None] * num_tasks)
+        for index in range(num_tasks):
+            actor = index % num_actors
+            (work.own[actor] if actor in live else work.orphans).append((index, 1))
+        return work
+
+    def pending(self) -> bool:
+        return bool(any(self.own) or self.orphans or self.running)
+
+    def assign(self) -> List[Tuple[int, Job]]:
+        """(actor, job) for every idle actor with work: its own queue first, then the orphans."""
+        assigned = []
+        for actor in list(self.idle):
+            queue = self.own[actor] or self.orphans
+            if queue:
+                self.idle.remove(actor)
+                assigned.append((actor, queue.popleft()))
+        return assigned
 
 
 class WorkerPool:
     """``num_workers`` Evaluator actors with the config's CPUs and (fractional) GPUs each.
 
-    Ray restarts a dead actor (``max_restarts=-1``); the pool sends the task it was running to
-    the next free actor, so a round completes with every result, each marked with the number of
-    attempts it took, and ``events`` says what happened.
+    Ray restarts a dead actor (``max_restarts=-1``) wherever resources allow. Until a lost actor
+    answers a ping again the pool gives it nothing, and the task it was running and its queue go to
+    the live actors, so rounds go on with what is left of the cluster; each result says how many
+    attempts it took, and ``take_events()`` what happened. An actor is lost when a call to it fails,
+    or when Ray reports it restarting or dead while it holds a task (its node was removed). With no
+    live actor for ``revive_timeout_s`` (the autoscaler did not bring a node back) the pool raises.
     """
 
-    def __init__(self, config: EvaluatorConfig, num_workers: int, max_attempts: int = 5) -> None:
+    def __init__(self, config: EvaluatorConfig, num_workers: int, max_attempts: int = 5,
+                 revive_timeout_s: float = 1800.0, poll_s: float = 1.0) -> None:
         remote = ray.remote(Evaluator).options(num_cpus=config.num_cpus, num_gpus=config.num_gpus,
                                                max_restarts=-1, max_task_retries=0)
         self.actors = [remote.remote(config, index) for index in range(num_workers)]
         self.max_attempts = max_attempts
+        self.revive_timeout_s, self.poll_s = revive_timeout_s, poll_s
         self.events: List[str] = []
+        # Lost actors, kept across calls until they answer: a ping in flight, or a failed ping to repeat
+        # later (a restart can take as long as the autoscaler needs for a new node).
+        self.pings: Dict[Any, int] = {}  # ping ref -> actor
+        self.next_ping: Dict[int, float] = {}  # actor -> when to ping it again (time.monotonic)
+        self.failed_pings: Dict[int, int] = {}
+        self.gone: Set[int] = set()  # actors Ray reports dead for good: never used again
 
     def initial_state(self) -> SharedState:
         return self._run("initial_state", None, [None])[0]
@@ -44,53 +99,114 @@ class WorkerPool:
         events, self.events = self.events, []
         return events
 
+    def live(self) -> List[int]:
+        """Actors the pool sends tasks to: neither waiting for a restart nor given up."""
+        lost = set(self.pings.values()) | set(self.next_ping) | self.gone
+        return [actor for actor in range(len(self.actors)) if actor not in lost]
+
     def _run(self, method: str, shared: Any, tasks: Sequence[Any]) -> List[Any]:
         """Run every task; results in task order.
 
-        Task i goes to actor i mod W, so which worker computed what is the same in every run; the
-        tasks of an actor that is lost (the running one and its queue) go to whichever actor is free.
+        Task i goes to actor i mod W, so which worker computed what is the same in every run
+        without failures; the tasks of a lost actor go to whichever live actor is free.
         """
-        own: List[Deque[Tuple[int, int]]] = [deque() for _ in self.actors]
-        for index in range(len(tasks)):
-            own[index % len(self.actors)].append((index, 1))
-        orphans: Deque[Tuple[int, int]] = deque()
-        idle: Deque[int] = deque(range(len(self.actors)))
-        running: Dict[Any, Tuple[int, int, int]] = {}  # ref -> (task, attempt, actor)
-        reviving: Dict[Any, int] = {}  # ping ref -> actor being restarted by Ray
-        results: List[Any] = [None] * len(tasks)
-        while any(own) or orphans or running:
-            for actor in list(idle):
-                queue = own[actor] or orphans
-                if queue:
-                    idle.remove(actor)
-                    index, attempt = queue.popleft()
-                    call = getattr(self.actors[actor], method)
-                    ref = call.remote() if shared is None else call.remote(shared, tasks[index])
-                    running[ref] = (index, attempt, actor)
-            ready, _ = ray.wait(list(running) + list(reviving), num_returns=1)
-            ref = ready[0]
-            if ref in reviving:
-                actor = reviving.pop(ref)
-                try:
-                    ray.get(ref)
-                    idle.append(actor)
-                except ACTOR_LOST:
-                    reviving[self.actors[actor].ping.remote()] = actor
-                continue
-            index, attempt, actor = running.pop(ref)
-            try:
-                results[index] = _mark_attempts(ray.get(ref), attempt)
-                idle.append(actor)
-            except ACTOR_LOST as err:
-                self._note(f"worker {actor} was lost during {method} task {index} (attempt {attempt}): "
-                           f"{type(err).__name__}; its tasks go to the next free worker")
-                if attempt >= self.max_attempts:
-                    raise RuntimeError(f"{method} task {index} failed {attempt} times; giving up") from err
-                orphans.append((index, attempt + 1))
-                orphans.extend(own[actor])
-                own[actor].clear()
-                reviving[self.actors[actor].ping.remote()] = actor
-        return results
+        self._collect_pings(timeout=0)
+        work = _Work.plan(len(tasks), len(self.actors), self.live())
+        alone_since: Optional[float] = None  # since when no task runs because no actor is live
+        while work.pending():
+            self._ping_again()
+            for actor, (index, attempt) in work.assign():
+                call = getattr(self.actors[actor], method)
+                ref = call.remote() if shared is None else call.remote(shared, tasks[index])
+                work.running[ref] = (index, attempt, actor)
+            alone_since = None if work.running else alone_since or time.monotonic()
+            if alone_since is not None:
+                self._check_revival(method, alone_since)
+            self._next_event(work, method)
+        return work.results
+
+    def _next_event(self, work: _Work, method: str) -> None:
+        """Wait for one result or ping (at most poll_s) and act on it; on a timeout, look for
+        running tasks whose actor Ray reports as restarting or dead: they would wait forever."""
+        if not work.running and not self.pings:  # every lost actor waits for its next ping
+            time.sleep(self.poll_s)
+            return
+        ready, _ = ray.wait(list(work.running) + list(self.pings), num_returns=1, timeout=self.poll_s)
+        if not ready:
+            for ref, state in self._stalled(work.running):
+                index, attempt, actor = work.running.pop(ref)
+                _cancel(ref)  # queued for a restart: when one comes it must not run for nothing
+                self._lose(work, actor, (index, attempt), f"worker {actor} was lost during {method} task {index} "
+                                                          f"(attempt {attempt}): Ray reports it {state}")
+            return
+        ref = ready[0]
+        if ref in self.pings:
+            work.idle.extend(self._answer(ref))
+            return
+        index, attempt, actor = work.running.pop(ref)
+        try:
+            work.results[index] = _mark_attempts(ray.get(ref), attempt)
+            work.idle.append(actor)
+        except LOST as err:
+            self._lose(work, actor, (index, attempt), f"worker {actor} was lost during {method} task {index} "
+                                                      f"(attempt {attempt}): {type(err).__name__}", err)
+
+    def _lose(self, work: _Work, actor: int, job: Job, message: str, err: Optional[BaseException] = None) -> None:
+        """The actor's running task and its queue go to the live actors; a ping says when it is back."""
+        self._note(message + "; its tasks go to the next free worker")
+        index, attempt = job
+        if attempt >= self.max_attempts:
+            raise RuntimeError(f"task {index} failed {attempt} times; giving up") from err
+        work.orphans.append((index, attempt + 1))
+        work.orphans.extend(work.own[actor])
+        work.own[actor].clear()
+        self.pings[self.actors[actor].ping.remote()] = actor
+
+    def _answer(self, ref: Any) -> List[int]:
+        """A ping that finished: [the actor] if it is back, [] if not (pinged again later, or gone)."""
+        actor = self.pings.pop(ref)
+        try:
+            ray.get(ref)
+        except LOST:
+            if _actor_state(self.actors[actor]) == "DEAD":
+                self.gone.add(actor)
+                self._note(f"worker {actor} is dead for good (Ray will not restart it); going on without it")
+            else:
+                failures = self.failed_pings[actor] = self.failed_pings.get(actor, 0) + 1
+                self.next_ping[actor] = time.monotonic() + min(60.0, self.poll_s * 2 ** failures)
+            return []
+        self.failed_pings.pop(actor, None)
+        self._note(f"worker {actor} is back")
+        return [actor]
+
+    def _ping_again(self) -> None:
+        now = time.monotonic()
+        for actor, when in list(self.next_ping.items()):
+            if when <= now:
+                del self.next_ping[actor]
+                self.pings[self.actors[actor].ping.remote()] = actor
+
+    def _collect_pings(self, timeout: float) -> None:
+        """Take in the answers of lost actors that came back since the last call."""
+        self._ping_again()
+        if self.pings:
+            ready, _ = ray.wait(list(self.pings), num_returns=len(self.pings), timeout=timeout)
+            for ref in ready:
+                self._answer(ref)
+
+    def _check_revival(self, method: str, alone_since: float) -> None:
+        """No task runs: every actor is lost. Wait for one to come back, within revive_timeout_s."""
+        if len(self.gone) == len(self.actors):
+            raise RuntimeError(f"{method}: no evaluator worker left (all {len(self.actors)} dead for good)")
+        waited = time.monotonic() - alone_since
+        if waited > self.revive_timeout_s:
+            raise RuntimeError(f"{method}: no evaluator worker alive for {waited:.0f} s (all {len(self.actors)} "
+                               "lost and none restarted: not enough free resources in the cluster?)")
+
+    def _stalled(self, running: Dict[Any, Running]) -> List[Tuple[Any, str]]:
+        """(ref, actor state) of the running tasks whose actor Ray reports as restarting or dead."""
+        states = [(ref, _actor_state(self.actors[actor])) for ref, (_, _, actor) in running.items()]
+        return [(ref, state) for ref, state in states if state in NOT_RUNNING]
 
     def _note(self, message: str) -> None:
         log.warning(message)
@@ -99,6 +215,25 @@ class WorkerPool:
     def shutdown(self) -> None:
         for actor in self.actors:
             ray.kill(actor, no_restart=True)
+
+
+def _actor_state(handle: Any) -> str:
+    """The actor's state in the GCS ("ALIVE", "RESTARTING", "DEAD", ...), "UNKNOWN" if it cannot be read.
+
+    Read from the GCS directly (ray._private.state): the public state API needs the dashboard,
+    which a search started with include_dashboard=False does not have.
+    """
+    try:
+        return ray._private.state.actors(actor_id=handle._actor_id.hex()).get("State", "UNKNOWN")
+    except Exception:  # any failure to read the state means: keep waiting, as without this check
+        return "UNKNOWN"
+
+
+def _cancel(ref: Any) -> None:
+    try:
+        ray.cancel(ref)
+    except Exception as err:  # a task that cannot be cancelled any more is only wasted work
+        log.info("could not cancel a task of a lost worker: %s", err)
 
 
 def _mark_attempts(result: Any, attempt: int) -> Any:

@@ -1,0 +1,89 @@
+"""Every benchmark in one command; then the summary table the README shows.
+
+    python benchmarks/run_all.py [--quick] [--only NAME ...] [--table]
+
+--quick: smoke-sized versions of everything, under 10 minutes on a 2-core CPU machine (its
+results go to *_quick.json and do not replace the full ones). The full run takes many hours on
+such a machine (mostly stand-alone training: ranking fidelity 16 genotypes x 3 seeds, the
+search outcome 5 models x 3 seeds, and scoring all 3,139 genotypes); on a GPU node about one.
+Each step writes its own JSON to benchmarks/results/ with the machine, versions and settings.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+RESULTS = HERE / "results"
+
+
+def steps(quick: bool) -> dict[str, list[str]]:
+    """Benchmark name -> its command line, in the order they run (the landscape before its users)."""
+    q = ["--quick"] if quick else []
+    landscape = RESULTS / ("supernet_landscape_quick.parquet" if quick else "supernet_landscape.parquet")
+    ablation = ["--ablation", "--landscape", "synthetic", "--landscape", str(landscape)]
+    if quick:
+        ablation += ["--seeds", "5", "--samples", "500", "--budgets", "200", "500", "--noise", "0.03",
+                     "--random-repeats", "3", "--out", str(RESULTS / "controller_ablation_quick.json")]
+    return {
+        "evaluator_speed": ["evaluator_speed.py", *q],
+        "supernet_landscape": ["supernet_landscape.py", *q],
+        "controller_ablation": ["controller_landscapes.py", *ablation],
+        "ranking_fidelity": ["ranking_fidelity.py", *q],
+        "search_outcome": ["search_outcome.py", *q],
+        "attention_budget": ["attention_budget.py", *q],
+    }
+
+
+def load(name: str, quick: bool) -> dict | None:
+    path = RESULTS / f"{name}{'_quick' if quick else ''}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def table(quick: bool) -> str:
+    """The README's benchmark table from whatever results exist."""
+    rows = ["| benchmark | measured | target |", "| --- | --- | --- |"]
+    speed = load("evaluator_speed", False)
+    if speed:
+        rows.append(f"| supernet step / stand-alone step (ResNet-20, CPU) | "
+                    f"{speed['supernet_over_standalone']['ratio_mean']:.2f} | <= 1.15 |")
+        rows.append(f"| 2 Ray workers / 1 (images/s, 2 cores) | {speed['two_workers_over_one']['ratio']:.2f} | >= 1.6 |")
+        rows.append(f"| 1 Ray worker / in-process | {speed['ray_worker_over_in_process']['ratio']:.2f} | >= 0.9 |")
+    fidelity = load("ranking_fidelity", quick)
+    if fidelity:
+        s = fidelity["settings"]
+        rows.append(f"| ranking fidelity, Kendall tau ({s['genotypes']} genotypes, {s['seeds']} seeds, "
+                    f"{s['epochs']} epochs) | {fidelity['kendall_tau']:.2f} (rho {fidelity['spearman_rho']:.2f}) | >= 0.6 |")
+    outcome = load("search_outcome", quick)
+    if outcome:
+        rows.append(f"| winner - best baseline ({outcome['best_baseline']}), test accuracy, "
+                    f"{outcome['settings']['seeds']} seeds | {100 * outcome['winner_minus_best_baseline']:+.2f} pts | >= 0 |")
+    return "\n".join(rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", nargs="+", help="run only these benchmarks")
+    parser.add_argument("--table", action="store_true", help="print the table of existing results, run nothing")
+    args = parser.parse_args()
+    if not args.table:
+        for name, command in steps(args.quick).items():
+            if args.only and name not in args.only:
+                continue
+            start = time.perf_counter()
+            print(f"== {name}: {' '.join(command)}", flush=True)
+            done = subprocess.run([sys.executable, str(HERE / command[0]), *command[1:]])
+            print(f"== {name}: exit {done.returncode} after {time.perf_counter() - start:.0f} s", flush=True)
+            if done.returncode != 0:
+                return done.returncode
+    print(table(args.quick))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
