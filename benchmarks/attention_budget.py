@@ -18,7 +18,6 @@ import ast
 import itertools
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -31,16 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from evaluator.data import load_dataset  # noqa: E402
 from evaluator.standalone import StandaloneConfig, train_standalone  # noqa: E402
+from machine import describe_machine  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SETTING_KEYS = ("attention", "gate_bias", "epochs", "lr", "dataset_options")
 QUICK_DATA = dict(train_size=512, val_size=128, test_size=128)
-
-
-def machine() -> Dict[str, Any]:
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(), "load_average_at_start": list(os.getloadavg())}
 
 
 def planned_runs(args: argparse.Namespace) -> List[Dict[str, Any]]:
@@ -148,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     torch.set_num_threads(args.threads)
     document = json.loads(args.out.read_text()) if args.out.exists() else {"runs": []}
-    document["machine"] = machine()
+    document["machine"] = describe_machine()
     data = load_dataset("cluttered-digits", seed=0, **args.dataset_options)
     for settings in planned_runs(args):
         if any(same_run(settings, done) for done in document["runs"]):
