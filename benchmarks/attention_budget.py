@@ -73,6 +73,7 @@ def write_atomically(path: Path, document: Dict[str, Any]) -> None:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     with os.fdopen(handle, "w") as out:
         json.dump(document, out, indent=1)
+    os.chmod(temporary, 0o644)  # mkstemp makes it private; a results file is for everyone to read
     os.replace(temporary, path)
 
 
