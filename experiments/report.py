@@ -14,17 +14,7 @@ from typing import List, Optional
 
 from controller.report import write_report
 from controller.rundir import RunDir
-from searchspace.cli import ArgumentParser, user_errors_exit_2
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+from searchspace.cli import ArgumentParser, positive_int, user_errors_exit_2
 
 
 @user_errors_exit_2

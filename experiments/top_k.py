@@ -17,19 +17,9 @@ from typing import List, Optional
 import pandas as pd
 
 from controller.rundir import RunDir
-from searchspace.cli import ArgumentParser, user_errors_exit_2
+from searchspace.cli import ArgumentParser, positive_int, user_errors_exit_2
 
 FORMATS = ("table", "json", "csv")
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def as_table(ranked: pd.DataFrame) -> str:

@@ -23,6 +23,17 @@ class ArgumentParser(argparse.ArgumentParser):
         fail(f"{self.prog}: {message} (see --help)")
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1 (``-k``, ``--rank``), refused in one line otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def fail(message: str) -> NoReturn:
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(USAGE_ERROR)
