@@ -26,6 +26,8 @@ def steps(quick: bool) -> dict[str, list[str]]:
     q = ["--quick"] if quick else []
     landscape = RESULTS / ("supernet_landscape_quick.parquet" if quick else "supernet_landscape.parquet")
     ablation = ["--ablation", "--landscape", "synthetic", "--landscape", str(landscape)]
+    if not quick:
+        ablation += ["--first-seed", "100", "--interaction", "0.5", "1.0"]
     if quick:
         ablation += ["--seeds", "5", "--samples", "500", "--budgets", "200", "500", "--noise", "0.03",
                      "--random-repeats", "3", "--out", str(RESULTS / "controller_ablation_quick.json")]
@@ -53,6 +55,19 @@ def table(quick: bool) -> str:
                     f"{speed['supernet_over_standalone']['ratio_mean']:.2f} | <= 1.15 |")
         rows.append(f"| 2 Ray workers / 1 (images/s, 2 cores) | {speed['two_workers_over_one']['ratio']:.2f} | >= 1.6 |")
         rows.append(f"| 1 Ray worker / in-process | {speed['ray_worker_over_in_process']['ratio']:.2f} | >= 0.9 |")
+    landscape = load("supernet_landscape", quick)
+    if landscape:
+        s, acc = landscape["settings"], landscape["val_accuracy"]
+        rows.append(f"| supernet landscape: {s['genotypes_scored']} genotypes, validation accuracy "
+                    f"({s['rounds']} rounds x {s['train_steps_per_round']} steps) | min {100 * acc['min']:.1f}, "
+                    f"median {100 * acc['median']:.1f}, max {100 * acc['max']:.1f}, sd {100 * acc['std']:.1f} | - |")
+    ablation = load("controller_ablation", quick)
+    for name, result in (ablation or {}).get("landscapes", {}).items():
+        if result.get("kind") != "parquet" or "sase" not in result.get("results", {}):
+            continue
+        at500 = result["results"]["sase"]["noise=0.03"]["500"]
+        rows.append(f"| controller `sase` on `{name}`, noise 0.03, 500 samples: area ratio / samples to top-1% "
+                    f"(x random) | {at500['area_ratio']:.2f} / {at500['samples_to_top1_ratio']:.2f}x | <= 0.7 / <= 0.5x |")
     fidelity = load("ranking_fidelity", quick)
     if fidelity:
         s = fidelity["settings"]

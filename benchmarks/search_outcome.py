@@ -4,7 +4,7 @@ Runs the default search (`experiments/configs/default.yaml`), then stage 2 (Ray 
 best candidate and the baselines, several seeds each, and records mean, std, parameters and
 latency. --quick shrinks both to a smoke run (a few rounds, 1 epoch, 1 seed, 2k images).
 
-    python benchmarks/search_outcome.py [--quick] [--seeds 3] [--epochs 5] [--run DIR]
+    python benchmarks/search_outcome.py [--quick] [--seeds 3] [--epochs 2] [--run DIR]
 
 Writes benchmarks/results/search_outcome.json (search_outcome_quick.json with --quick).
 """
@@ -21,10 +21,13 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 import ray  # noqa: E402
+import torch  # noqa: E402
 
 from controller.rundir import RunDir  # noqa: E402
 from controller.search import prepare, search  # noqa: E402
 from controller.stage2 import Stage2Settings, retrain  # noqa: E402
+from evaluator.data import load_dataset  # noqa: E402
+from evaluator.standalone import StandaloneConfig, measure_cost, seeded_model  # noqa: E402
 from machine import describe_machine  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
@@ -33,11 +36,23 @@ QUICK = {"rounds": 3, "train_steps": 8, "samples_per_round": 6, "derive_top": 2,
          "evaluator.dataset_options": {"train_size": 2000, "val_size": 500, "test_size": 500}}
 
 
+def idle_latency(summary: list[dict], options: dict) -> None:
+    """Latency per image at batch 1 and 64 of every model, measured one model at a time with one
+    thread once stage 2 is over: stage 2's own figures were taken while other trials trained."""
+    torch.set_num_threads(1)
+    data = load_dataset("cluttered-digits", seed=0, **options)
+    for row in summary:
+        model = seeded_model(StandaloneConfig(), row["genotype"], data.num_classes).to(memory_format=torch.channels_last)
+        cost = measure_cost(model, data, torch.device("cpu"), torch.channels_last, repeats=20)
+        row["latency_ms_idle_batch1"] = cost["latency_ms_batch1"]
+        row["latency_ms_idle_batch64"] = cost["latency_ms_batch64"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--run", help="an existing search's run directory (skips the search)")
     args = parser.parse_args()
     name = "search_outcome_quick" if args.quick else "search_outcome"
@@ -54,6 +69,7 @@ def main() -> None:
         outcome = retrain(rundir, Stage2Settings(k=1, baselines=BASELINES, seeds=seeds, epochs=epochs), verbose=0)
         ray.shutdown()
     summary = outcome.summary.to_dict("records")
+    idle_latency(summary, QUICK["evaluator.dataset_options"] if args.quick else {})
     winner = outcome.winner.metadata
     best_baseline = max((r for r in summary if r["kind"] == "baseline"), key=lambda r: r["test_accuracy_mean"])
     result = {
