@@ -50,15 +50,13 @@ def test_table_shows_every_result_that_exists(tmp_path, monkeypatch):
     write(tmp_path, "search_outcome", {"best_baseline": "se", "settings": {"seeds": 3},
                                        "winner_minus_best_baseline": -0.004})
     at500 = {"area_ratio": 0.8, "samples_to_top1_ratio": 0.6}
-    write(tmp_path, "controller_ablation", {"landscapes": {
-        "synthetic_interaction0.5": {"kind": "synthetic", "results": {"sase": {"noise=0.03": {"500": at500}}}},
+    write(tmp_path, "controller_ablation_supernet", {"landscapes": {
         "supernet_landscape": {"kind": "parquet", "results": {"sase": {"noise=0.03": {"500": at500}}}}}})
     table = run_all.table(quick=False)
     assert "3139 genotypes" in table and "max 60.0" in table
     assert "0.25 (rho 0.40)" in table
     assert "-0.40 pts" in table
     assert "`supernet_landscape`" in table and "0.80 / 0.60x" in table
-    assert "synthetic_interaction0.5" not in table  # synthetic landscapes have their own table
 
 
 @pytest.mark.parametrize("quick", [False, True])
