@@ -4,7 +4,7 @@ Picks genotypes spread over the reward range of a supernet landscape (supernet_l
 Parquet), trains each stand-alone from scratch for several seeds, and reports Kendall's tau and
 Spearman's rho between the supernet's reward and the mean stand-alone test accuracy.
 
-    python benchmarks/ranking_fidelity.py [--quick] [--genotypes 16] [--seeds 3] [--epochs 2] [--workers 2]
+    python benchmarks/ranking_fidelity.py [--quick] [--genotypes 16] [--seeds 3] [--epochs 1] [--workers 2]
 
 Stand-alone runs train on the dataset the landscape's supernet was trained on (its JSON's
 dataset_options), ``--workers`` at a time, one thread each.
@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--landscape", type=Path)
     parser.add_argument("--genotypes", type=int, default=16)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2, help="stand-alone runs at a time, one thread each")
     args = parser.parse_args()
     name = "ranking_fidelity_quick" if args.quick else "ranking_fidelity"
