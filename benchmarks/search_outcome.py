@@ -4,7 +4,7 @@ Runs the default search (`experiments/configs/default.yaml`), then stage 2 (Ray 
 best candidate and the baselines, several seeds each, and records mean, std, parameters and
 latency. --quick shrinks both to a smoke run (a few rounds, 1 epoch, 1 seed, 2k images).
 
-    python benchmarks/search_outcome.py [--quick] [--seeds 3] [--epochs 2] [--run DIR]
+    python benchmarks/search_outcome.py [--quick] [--seeds 3] [--epochs 1] [--batch-size 32] [--lr 0.05] [--run DIR]
 
 Writes benchmarks/results/search_outcome.json (search_outcome_quick.json with --quick).
 """
@@ -52,7 +52,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=2)
+    # the stand-alone budget of ranking_fidelity.py: 312 steps of batch 32
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--run", help="an existing search's run directory (skips the search)")
     args = parser.parse_args()
     name = "search_outcome_quick" if args.quick else "search_outcome"
@@ -66,7 +69,8 @@ def main() -> None:
             config, rundir = prepare(None, overrides, resume=False)
             search(config, rundir)
         searched = time.perf_counter()
-        outcome = retrain(rundir, Stage2Settings(k=1, baselines=BASELINES, seeds=seeds, epochs=epochs), verbose=0)
+        outcome = retrain(rundir, Stage2Settings(k=1, baselines=BASELINES, seeds=seeds, epochs=epochs, overrides={
+            "batch_size": args.batch_size, "lr": args.lr}), verbose=0)
         ray.shutdown()
     summary = outcome.summary.to_dict("records")
     idle_latency(summary, QUICK["evaluator.dataset_options"] if args.quick else {})
@@ -75,7 +79,8 @@ def main() -> None:
     result = {
         "benchmark": name, "machine": describe_machine(),
         "settings": {"search": "default.yaml" + (" with " + json.dumps(QUICK) if args.quick else ""),
-                     "seeds": seeds, "epochs": epochs, "baselines": BASELINES},
+                     "seeds": seeds, "epochs": epochs, "batch_size": args.batch_size,
+                     "lr": args.lr, "baselines": BASELINES},
         "seconds": {"search": searched - start, "stage2": time.perf_counter() - searched},
         "winner": outcome.winner.key, "winner_metadata": winner, "models": summary,
         "best_baseline": best_baseline["name"],
