@@ -113,7 +113,8 @@ def main() -> None:
         "ray_worker_over_in_process": {"ratio": one / local, "target": ">= 0.9"},
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "evaluator_speed.json").write_text(json.dumps(result, indent=2) + "\n")
+    name = "evaluator_speed_quick" if args.quick else "evaluator_speed"  # quick never replaces the full result
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
 
 
