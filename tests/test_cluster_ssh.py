@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 import searchspace
+from tiny_run import write_search_config
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL_YAML = ROOT / "experiments" / "cluster-local.yaml"
@@ -233,14 +234,7 @@ def ray_cli(env, *args, timeout=120) -> str:
 
 @pytest.fixture
 def tiny_config(tmp_path):
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump({
-        "rounds": 2, "workers": 2, "train_steps": 4, "samples_per_round": 4, "derive_top": 1,
-        "derive_samples": 1, "seed": 1,
-        "evaluator": {"dataset_options": {"train_size": 256, "val_size": 128, "test_size": 64},
-                      "data_dir": str(tmp_path / "data"), "val_batch_size": 64, "training": {"batch_size": 32}},
-    }))
-    return path
+    return write_search_config(tmp_path, rounds=2, derive=1, seed=1)
 
 
 def test_ray_up_submit_exec_down_over_ssh(tmp_path, tiny_config):

@@ -13,6 +13,7 @@ import yaml
 
 import searchspace
 from controller.rundir import REWARD_SCHEMA, RunDir
+from tiny_run import write_search_config
 
 SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "run_rl_search.py"
 VOLATILE = ["timestamp", "wall_time_s"]  # the only columns allowed to differ between runs
@@ -20,15 +21,7 @@ VOLATILE = ["timestamp", "wall_time_s"]  # the only columns allowed to differ be
 
 @pytest.fixture(scope="module")
 def tiny_config(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("config")
-    path = folder / "tiny.yaml"
-    path.write_text(yaml.safe_dump({
-        "rounds": 4, "workers": 2, "train_steps": 4, "samples_per_round": 4, "derive_top": 2,
-        "derive_samples": 2, "seed": 3,
-        "evaluator": {"dataset_options": {"train_size": 256, "val_size": 128, "test_size": 64},
-                      "data_dir": str(folder / "data"), "val_batch_size": 64, "training": {"batch_size": 32}},
-    }))
-    return path
+    return write_search_config(tmp_path_factory.mktemp("config"), rounds=4, derive=2, seed=3)
 
 
 def search(config, out, *extra, **popen):

@@ -12,6 +12,7 @@ import yaml
 import searchspace
 from controller.rundir import RunDir, RunDirError
 from experiments_paths import EXPERIMENTS
+from tiny_run import write_search_config
 
 VOLATILE = ["timestamp", "wall_time_s"]  # the only columns allowed to differ between runs
 
@@ -23,15 +24,7 @@ def run(script, *args, timeout=180):
 
 @pytest.fixture(scope="module")
 def tiny_config(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("config")
-    path = folder / "tiny.yaml"
-    path.write_text(yaml.safe_dump({
-        "rounds": 2, "workers": 2, "train_steps": 4, "samples_per_round": 4, "derive_top": 1,
-        "derive_samples": 1, "seed": 5,
-        "evaluator": {"dataset_options": {"train_size": 256, "val_size": 128, "test_size": 64},
-                      "data_dir": str(folder / "data"), "val_batch_size": 64, "training": {"batch_size": 32}},
-    }))
-    return path
+    return write_search_config(tmp_path_factory.mktemp("config"), rounds=2, derive=1, seed=5)
 
 
 def test_a_search_into_a_file_uri_then_resumed_through_the_plain_path(tiny_config, tmp_path):

@@ -6,10 +6,12 @@ takes a second or two on one core.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Dict, List
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from controller.rundir import RunDir
 from searchspace import from_key
@@ -24,6 +26,19 @@ CONFIG = {"run_id": RUN_ID, "rounds": 6, "workers": 1, "samples_per_round": 8, "
 # What the fake controller samples, the first ones more and more often as rounds go by.
 POOL = ["gap|fc_relu_fc|mean_max|conv7x7", "gap|eca|none|none", "avg_max|fc_relu_fc|none|none",
         "none|none|mean_max|conv3x3", "none|none|none|none"]
+
+
+def write_search_config(folder: Path, *, rounds: int, derive: int, seed: int) -> Path:
+    """A search config for real (tiny) searches: 2 workers, 4 steps and 4 samples a round, 256
+    training images cached under ``folder``/data. Returns the YAML's path."""
+    path = folder / "tiny.yaml"
+    path.write_text(yaml.safe_dump({
+        "rounds": rounds, "workers": 2, "train_steps": 4, "samples_per_round": 4, "derive_top": derive,
+        "derive_samples": derive, "seed": seed,
+        "evaluator": {"dataset_options": {"train_size": 256, "val_size": 128, "test_size": 64},
+                      "data_dir": str(folder / "data"), "val_batch_size": 64, "training": {"batch_size": 32}},
+    }))
+    return path
 
 
 def fake_round(rng: np.random.Generator, round: int, samples: int, baseline: float) -> List[Dict]:
