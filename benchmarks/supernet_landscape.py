@@ -61,7 +61,8 @@ def score_all(rundir: RunDir, keys: list[str], workers: int, partial: Path, chun
     config = build(SearchConfig, rundir.read_config())
     shared = rundir.load_checkpoint()["shared"]
     done = pd.read_parquet(partial) if partial.exists() else pd.DataFrame()
-    todo = [key for key in keys if done.empty or key not in set(done["genotype"])]
+    scored = set() if done.empty else set(done["genotype"])
+    todo = [key for key in keys if key not in scored]
     pool = WorkerPool(config.evaluator, workers)
     try:
         with tqdm(total=len(keys), initial=len(keys) - len(todo), desc="scoring", unit="genotype") as bar:
