@@ -40,13 +40,20 @@ def spread_over_rewards(landscape: pd.DataFrame, n: int) -> pd.DataFrame:
     return ranked.iloc[positions].reset_index(drop=True)
 
 
-def run_one(genotype: str, seed: int, training: dict, options: dict) -> float:
-    """Stand-alone test accuracy of one genotype and seed, in a worker process with one thread."""
+WORKER_DATA = {}  # a worker process's dataset, loaded once by start_worker
+
+
+def start_worker(options: dict) -> None:
+    """A worker process: one torch thread and the dataset loaded once for all its runs."""
     torch.set_num_threads(1)
+    WORKER_DATA["splits"] = load_dataset("cluttered-digits", seed=0, **options)
+
+
+def run_one(genotype: str, seed: int, training: dict, options: dict) -> float:
+    """Stand-alone test accuracy of one genotype and seed, in a worker process."""
     config = StandaloneConfig(seed=seed, dataset_options=options, latency_repeats=2, val_every_epoch=False,
                               **training)
-    data = load_dataset("cluttered-digits", seed=0, **options)
-    return train_standalone(config, genotype, data=data, progress=False).test_accuracy
+    return train_standalone(config, genotype, data=WORKER_DATA["splits"], progress=False).test_accuracy
 
 
 def main() -> None:
@@ -76,7 +83,8 @@ def main() -> None:
     jobs = [(pick.genotype, pick.val_accuracy, seed) for pick in picks.itertuples() for seed in range(seeds)]
     rows, start = [], time.perf_counter()
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(args.workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(args.workers, mp_context=context, initializer=start_worker,
+                             initargs=(options,)) as pool:
         futures = [pool.submit(run_one, genotype, seed, training, options) for genotype, _, seed in jobs]
         for (genotype, supernet_reward, seed), future in tqdm(zip(jobs, futures), total=len(jobs),
                                                                desc="stand-alone", unit="run"):
