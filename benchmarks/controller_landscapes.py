@@ -41,14 +41,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from controller.policy import NONE, Decision, DecisionSpace, LSTMPolicy  # noqa: E402
+from controller.policy import DecisionSpace, LSTMPolicy  # noqa: E402
 from controller.ppo import PPO  # noqa: E402
 from controller.presets import ControllerConfig, preset  # noqa: E402
 from controller.random_policy import RandomPolicy  # noqa: E402
 from controller.reinforce import Reinforce  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-FALLBACK_SIZES = (8, 7, 6, 6)
 TOP_FRACTION = 0.01
 LEARNERS = {"rl": Reinforce, "ppo": PPO}
 # The ablation's rows: ENAS's preset, ours, ours trained by PPO, and the baseline (see README).
@@ -56,20 +55,8 @@ ABLATION = ("enas=rl/enas", "sase=rl/sase", "ppo=ppo/sase", "random=random")
 
 
 def search_space() -> Tuple[DecisionSpace, str]:
-    """The registries' sizes when they are populated, else 8x7x6x6; genotypes as index tuples."""
-    try:
-        real = DecisionSpace.sase()
-        if min(real.sizes) > 1:
-            return DecisionSpace(real.decisions), "registries"
-    except ImportError:
-        pass
-    names = ("channel_squeeze", "channel_excitation", "spatial_squeeze", "spatial_excitation")
-    branch_of = (None, names[0], None, names[2])
-    decisions = [
-        Decision(n, (NONE,) + tuple(f"op{i}" for i in range(1, k)), b)
-        for n, k, b in zip(names, FALLBACK_SIZES, branch_of)
-    ]
-    return DecisionSpace(decisions), "fallback 8x7x6x6"
+    """The SASE space from the op registries, its genotypes as index tuples."""
+    return DecisionSpace(DecisionSpace.sase().decisions), "registries"
 
 
 @dataclass

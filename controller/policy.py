@@ -66,10 +66,9 @@ class DecisionSpace:
     @classmethod
     def sase(cls) -> "DecisionSpace":
         """The SASE space from the four op registries; genotypes are canonical ``Genotype`` objects."""
-        from searchspace import DECISIONS, Genotype
+        from searchspace import BRANCHES, DECISIONS, Genotype
 
-        squeeze_of = {1: DECISIONS[0].decision, 3: DECISIONS[2].decision}
-        decisions = [Decision(r.decision, tuple(r.names()), squeeze_of.get(i)) for i, r in enumerate(DECISIONS)]
+        decisions = [Decision(r.decision, tuple(r.names()), BRANCHES.get(r.decision)) for r in DECISIONS]
         return cls(decisions, to_genotype=lambda ops: Genotype(**ops))
 
     def live(self, step: int, chosen: Sequence[torch.Tensor]) -> Optional[torch.Tensor]:

@@ -34,12 +34,10 @@ from matplotlib.ticker import MaxNLocator
 
 from controller.rundir import RunDir
 from controller.stage2 import summarise, summary_table
-from searchspace import Genotype
+from searchspace import BRANCHES, Genotype
 from searchspace.registry import DECISION_NAMES, DECISIONS
 
 DPI = 110
-# The squeeze whose branch an excitation belongs to.
-BRANCH_OF = {"channel_excitation": "channel_squeeze", "spatial_excitation": "spatial_squeeze"}
 CANDIDATE_COLOUR, BASELINE_COLOUR = "tab:blue", "tab:orange"
 
 
@@ -79,7 +77,7 @@ def reward_figure(log: pd.DataFrame) -> Figure:
 def op_frequencies(log: pd.DataFrame, decision: str, rounds: List[int], ops: List[str]) -> np.ndarray:
     """(ops, rounds) fraction of the round's samples that drew each op; NaN for a round with no sample.
     Excitations count only samples whose branch exists (see the module docstring)."""
-    samples = log[log[BRANCH_OF[decision]] != "none"] if decision in BRANCH_OF else log
+    samples = log[log[BRANCHES[decision]] != "none"] if decision in BRANCHES else log
     counts = pd.crosstab(samples[decision], samples["round"]).reindex(index=ops, columns=rounds, fill_value=0)
     totals = counts.sum(axis=0).to_numpy(dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -99,7 +97,7 @@ def op_frequency_figure(log: pd.DataFrame) -> Figure:
         image = axes.imshow(frequencies, aspect="auto", cmap=heatmap_colours(), vmin=0, vmax=1,
                               interpolation="nearest", extent=(rounds[0] - 0.5, rounds[-1] + 0.5, len(ops) - 0.5, -0.5))
         axes.set_yticks(range(len(ops)), ops, fontsize="small")
-        among = f" (among samples with a {BRANCH_OF[decision].split('_')[0]} branch)" if decision in BRANCH_OF else ""
+        among = f" (among samples with a {BRANCHES[decision].split('_')[0]} branch)" if decision in BRANCHES else ""
         axes.set_title(decision.replace("_", " ") + among, fontsize="medium", loc="left")
     panels[-1].set_xlabel("round")
     integer_rounds(panels[-1], log)

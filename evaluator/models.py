@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torchvision.models import resnet as tv
 
 from searchspace.block import SASEBlock
-from searchspace.genotype import Genotype, resolve
-from searchspace.known import KNOWN_COMBINE
+from searchspace.genotype import Genotype
+from searchspace.known import KNOWN_COMBINE, resolve
 
 AttentionSpec = Union[None, str, Path, Genotype, Mapping]
 AttentionLayer = Callable[[int], nn.Module]

@@ -1,5 +1,4 @@
 """The SASE search space: four operation sets, the attention block, genotypes and known modules."""
-from searchspace import channel_excitation, channel_squeeze, spatial_excitation, spatial_squeeze  # noqa: F401  (register ops)
 from searchspace.block import COMBINE_RULES, GATE_BIAS, SASEBlock, attend, initial_logit
 from searchspace.genotype import (
     SEARCH_SPACE,
@@ -12,23 +11,16 @@ from searchspace.genotype import (
     from_key,
     from_ops,
     load,
-    resolve,
     space_size,
 )
-from searchspace.known import KNOWN
-from searchspace.registry import (
-    CHANNEL_EXCITATION,
-    CHANNEL_SQUEEZE,
-    DECISION_NAMES,
-    DECISIONS,
-    SPATIAL_EXCITATION,
-    SPATIAL_SQUEEZE,
-    OpRegistry,
-)
+from searchspace.known import KNOWN, resolve
+from searchspace.ops import CHANNEL_EXCITATION, CHANNEL_SQUEEZE, DECISION_NAMES, DECISIONS, SPATIAL_EXCITATION, SPATIAL_SQUEEZE
+from searchspace.registry import OpRegistry
+from searchspace.rules import BRANCHES, NONE, hidden_channels
 
 __all__ = [
-    "CHANNEL_EXCITATION", "CHANNEL_SQUEEZE", "COMBINE_RULES", "DECISIONS", "DECISION_NAMES", "GATE_BIAS",
-    "Genotype", "GenotypeError", "KNOWN", "OpRegistry", "SASEBlock", "SEARCH_SPACE", "SPATIAL_EXCITATION",
+    "BRANCHES", "CHANNEL_EXCITATION", "CHANNEL_SQUEEZE", "COMBINE_RULES", "DECISIONS", "DECISION_NAMES", "GATE_BIAS",
+    "Genotype", "GenotypeError", "KNOWN", "NONE", "OpRegistry", "SASEBlock", "SEARCH_SPACE", "SPATIAL_EXCITATION",
     "SPATIAL_SQUEEZE", "all_genotypes", "attend", "canonicalise", "from_dict", "from_json", "from_key",
-    "from_ops", "load", "resolve", "space_size",
+    "from_ops", "hidden_channels", "load", "resolve", "space_size",
 ]

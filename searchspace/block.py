@@ -6,14 +6,12 @@ from typing import Optional, Union
 import torch
 import torch.nn as nn
 
-from searchspace.genotype import Genotype, resolve
-from searchspace.registry import CHANNEL_EXCITATION, CHANNEL_SQUEEZE, SPATIAL_EXCITATION, SPATIAL_SQUEEZE
+from searchspace.genotype import Genotype
+from searchspace.known import resolve
+from searchspace.ops import CHANNEL_EXCITATION, CHANNEL_SQUEEZE, SPATIAL_EXCITATION, SPATIAL_SQUEEZE
+from searchspace.rules import GATE_BIAS
 
 COMBINE_RULES = ("sequential", "parallel")
-
-# sigmoid(2) = 0.88: gates open at initialisation, so a block starts close to the identity
-# instead of halving the residual branch (sigmoid(0) = 0.5).
-GATE_BIAS = 2.0
 
 
 def initial_logit(combine: str, gate_bias: float) -> float:

@@ -7,14 +7,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, Iterator, Mapping, Union
 
-from searchspace.registry import (
-    CHANNEL_EXCITATION,
-    CHANNEL_SQUEEZE,
-    DECISION_NAMES,
-    DECISIONS,
-    SPATIAL_EXCITATION,
-    SPATIAL_SQUEEZE,
-)
+from searchspace.ops import CHANNEL_EXCITATION, CHANNEL_SQUEEZE, DECISION_NAMES, DECISIONS, SPATIAL_EXCITATION, SPATIAL_SQUEEZE
+from searchspace.rules import BRANCHES, NONE
 
 FORMAT = "sase-genotype"
 VERSION = 1
@@ -85,11 +79,7 @@ class Genotype:
 
 def canonicalise(genotype: Genotype) -> Genotype:
     """The one canonical form: a branch whose squeeze is ``none`` has excitation ``none`` too."""
-    changes = {}
-    if genotype.channel_squeeze == "none":
-        changes["channel_excitation"] = "none"
-    if genotype.spatial_squeeze == "none":
-        changes["spatial_excitation"] = "none"
+    changes = {excitation: NONE for excitation, squeeze in BRANCHES.items() if getattr(genotype, squeeze) == NONE}
     return replace(genotype, **changes) if changes else genotype
 
 
@@ -158,26 +148,6 @@ def load(path: Union[str, Path]) -> Genotype:
         return from_json(text)
     except GenotypeError as err:
         raise GenotypeError(f"{path}: {err}") from None
-
-
-def resolve(spec: Union[None, str, Path, Genotype, Mapping[str, Any]]) -> Genotype:
-    """A canonical genotype from None, a name in KNOWN, a key string, a JSON path, a dict or a Genotype."""
-    from searchspace.known import KNOWN
-
-    if spec is None:
-        return KNOWN["none"]
-    if isinstance(spec, Genotype):
-        return canonicalise(spec)
-    if isinstance(spec, Mapping):
-        return from_dict(dict(spec)) if "format" in spec else from_ops(spec)
-    text = str(spec)
-    if text in KNOWN:
-        return KNOWN[text]
-    if "|" in text:
-        return from_key(text)
-    if text.endswith(".json") or Path(text).is_file():
-        return load(text)
-    raise GenotypeError(f"unknown attention {text!r}; expected one of {', '.join(KNOWN)}, a key string or a .json file")
 
 
 def all_genotypes() -> Iterator[Genotype]:

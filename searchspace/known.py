@@ -1,13 +1,13 @@
-"""Published attention modules as genotypes of the SASE space, with the combination rule each uses.
+"""Published attention modules as genotypes of the SASE space, and ``resolve``, which accepts their names.
 
 Build one with ``SASEBlock(C, KNOWN[name], combine=KNOWN_COMBINE.get(name, "sequential"))``.
 """
 from __future__ import annotations
 
-from typing import Dict
+from pathlib import Path
+from typing import Any, Dict, Mapping, Union
 
-from searchspace import channel_excitation, channel_squeeze, spatial_excitation, spatial_squeeze  # noqa: F401  (register ops)
-from searchspace.genotype import Genotype, from_key
+from searchspace.genotype import Genotype, GenotypeError, canonicalise, from_dict, from_key, from_ops, load
 
 KNOWN_PAPERS: Dict[str, str] = {
     "none": "no attention: the plain network",
@@ -38,3 +38,21 @@ KNOWN: Dict[str, Genotype] = {
 
 # The rule each module was published with, where it is not the default "sequential".
 KNOWN_COMBINE: Dict[str, str] = {"bam": "parallel"}
+
+
+def resolve(spec: Union[None, str, Path, Genotype, Mapping[str, Any]]) -> Genotype:
+    """A canonical genotype from None, a name in KNOWN, a key string, a JSON path, a dict or a Genotype."""
+    if spec is None:
+        return KNOWN["none"]
+    if isinstance(spec, Genotype):
+        return canonicalise(spec)
+    if isinstance(spec, Mapping):
+        return from_dict(dict(spec)) if "format" in spec else from_ops(spec)
+    text = str(spec)
+    if text in KNOWN:
+        return KNOWN[text]
+    if "|" in text:
+        return from_key(text)
+    if text.endswith(".json") or Path(text).is_file():
+        return load(text)
+    raise GenotypeError(f"unknown attention {text!r}; expected one of {', '.join(KNOWN)}, a key string or a .json file")

@@ -6,7 +6,8 @@ import torch
 
 import searchspace
 from searchspace import CHANNEL_EXCITATION, CHANNEL_SQUEEZE, GATE_BIAS, SPATIAL_EXCITATION, SPATIAL_SQUEEZE
-from searchspace.channel_excitation import eca_kernel_size, hidden_channels
+from searchspace.ops.channel_excitation import eca_kernel_size
+from searchspace.rules import hidden_channels
 
 CHANNELS = (1, 3, 16, 64)
 SIZES = ((1, 1), (3, 5), (7, 7), (8, 8))

@@ -11,13 +11,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from searchspace.block import GATE_BIAS
 from searchspace.registry import CHANNEL_EXCITATION
-
-
-def hidden_channels(channels: int, reduction: int) -> int:
-    """Bottleneck width C // r, but at least min(C, 4) so that small C keep a usable bottleneck."""
-    return max(channels // reduction, min(channels, 4))
+from searchspace.rules import GATE_BIAS, hidden_channels
 
 
 def eca_kernel_size(channels: int, gamma: int = 2, b: int = 1) -> int:

@@ -14,9 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from searchspace.block import GATE_BIAS
-from searchspace.channel_excitation import hidden_channels
 from searchspace.registry import SPATIAL_EXCITATION
+from searchspace.rules import GATE_BIAS, hidden_channels
 
 
 class SlicedConv2d(nn.Conv2d):

@@ -6,8 +6,8 @@ import math
 import torch
 import torch.nn as nn
 
-from searchspace.channel_excitation import hidden_channels
 from searchspace.registry import SPATIAL_SQUEEZE
+from searchspace.rules import hidden_channels
 
 
 @SPATIAL_SQUEEZE.register("none")
