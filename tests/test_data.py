@@ -9,6 +9,7 @@ from PIL import Image
 from torchvision import datasets as tv_datasets
 
 from evaluator import data
+from evaluator.data import cluttered_digits
 from evaluator.data import (
     DATASETS,
     BatchAugment,
@@ -117,7 +118,7 @@ def test_second_load_reads_the_cache_and_a_changed_parameter_gets_a_new_file(tmp
         raise AssertionError("generated again although the cache holds this config")
 
     with monkeypatch.context() as patch:
-        patch.setattr(data, "generate_cluttered_digits", refuse)
+        patch.setattr(cluttered_digits, "generate_cluttered_digits", refuse)
         second = load_dataset("cluttered-digits", str(tmp_path), seed=0, **SMALL)
     assert second.cache_path == first.cache_path
     assert digest(second) == digest(first)
