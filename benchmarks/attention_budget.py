@@ -19,20 +19,16 @@ import itertools
 import json
 import os
 import statistics
-import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from evaluator.data import load_dataset  # noqa: E402
-from evaluator.standalone import StandaloneConfig, train_standalone  # noqa: E402
-from machine import describe_machine  # noqa: E402
-
-RESULTS = Path(__file__).resolve().parent / "results"
+from common import RESULTS, write_result
+from evaluator.data import load_dataset
+from evaluator.standalone import StandaloneConfig, train_standalone
+from machine import describe_machine
+from stage2.settings import DEFAULT_BASELINES
 SETTING_KEYS = ("attention", "gate_bias", "epochs", "lr", "dataset_options")
 QUICK_DATA = dict(train_size=512, val_size=128, test_size=128)
 
@@ -66,15 +62,6 @@ def summarise(runs: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
                         "test_accuracy_min": min(accuracy), "test_accuracy_max": max(accuracy),
                         "seconds_per_epoch_mean": statistics.mean(r["seconds_per_epoch"] for r in members)})
     return summary
-
-
-def write_atomically(path: Path, document: Dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(handle, "w") as out:
-        json.dump(document, out, indent=1)
-    os.chmod(temporary, 0o644)  # mkstemp makes it private; a results file is for everyone to read
-    os.replace(temporary, path)
 
 
 def measure(settings: Dict[str, Any], data, args: argparse.Namespace) -> Dict[str, Any]:
@@ -114,7 +101,7 @@ def print_table(summary: Sequence[Dict[str, Any]]) -> None:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--attention", type=comma_list(str), default=["none", "se", "eca", "cbam"])
+    parser.add_argument("--attention", type=comma_list(str), default=list(DEFAULT_BASELINES))
     parser.add_argument("--gate-bias", type=comma_list(float), default=[0.0, 2.0])
     parser.add_argument("--epochs", type=comma_list(int), default=[5])
     parser.add_argument("--lr", type=comma_list(float), default=[0.1])
@@ -151,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         run = measure(settings, data, args)
         document["runs"].append(run)
         document["summary"] = summarise(document["runs"])
-        write_atomically(args.out, document)
+        write_result(args.out, document, indent=1)
         print(f"{run['attention']:>5} gate_bias={run['gate_bias']} epochs={run['epochs']} lr={run['lr']} "
               f"seed={run['seed']}: test {100 * run['test_accuracy']:.2f}%, "
               f"{run['seconds_per_epoch']:.1f} s/epoch", flush=True)

@@ -37,17 +37,14 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-# Run as a script from a checkout: the packages sit one level up, installed or not.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # common and machine, also when imported from elsewhere
+from common import RESULTS, write_result  # noqa: E402
 from controller.policy import DecisionSpace, LSTMPolicy  # noqa: E402
 from controller.ppo import PPO  # noqa: E402
 from controller.presets import ControllerConfig, preset  # noqa: E402
 from controller.random_policy import RandomPolicy  # noqa: E402
 from controller.reinforce import Reinforce  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
 TOP_FRACTION = 0.01
 LEARNERS = {"rl": Reinforce, "ppo": PPO}
 # The ablation's rows: ENAS's preset, ours, ours trained by PPO, and the baseline (see README).
@@ -334,8 +331,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "seconds": time.perf_counter() - started,
     }
     out = args.out or RESULTS / ("controller_ablation.json" if args.ablation else "controller_landscapes.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_result(out, report)
     print(f"wrote {out}")
     if args.ablation:
         print(markdown_table(report))

@@ -8,14 +8,10 @@ noisy machine moves both sides of each ratio alike.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import time
-from pathlib import Path
 
-os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+from common import RESULTS, show_result, timed, write_result
 
 import ray  # noqa: E402
 import torch  # noqa: E402
@@ -29,22 +25,20 @@ from evaluator.worker import Evaluator, TrainTask  # noqa: E402
 from machine import describe_machine  # noqa: E402
 from searchspace import KNOWN, from_key  # noqa: E402
 
-RESULTS = Path(__file__).parent / "results"
 GENOTYPES = [KNOWN["cbam"], KNOWN["se"], from_key("gem|glu|mean_std|strip"), KNOWN["none"]]
 
 
 def step_seconds(model, forward, images, labels, steps: int) -> float:
     """Median seconds of one SGD step (forward, backward, update) after two warm-up steps."""
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    times = []
-    for i in range(steps + 2):
-        start = time.perf_counter()
+
+    def step() -> None:
         optimizer.zero_grad(set_to_none=True)
         F.cross_entropy(forward(images), labels).backward()
         optimizer.step()
-        if i >= 2:
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+
+    times = [timed(step) for _ in range(steps + 2)]
+    return statistics.median(times[2:])
 
 
 def supernet_over_standalone(batch_size: int, steps: int) -> dict:
@@ -69,10 +63,9 @@ def training_throughput(config: EvaluatorConfig, workers: int, steps: int) -> fl
     try:
         state = pool.initial_state()
         keys = [GENOTYPES[i % len(GENOTYPES)].key for i in range(steps)]
-        pool.train(state, [TrainTask(w, w, keys[:2], 0.05) for w in range(workers)])  # warm-up
-        start = time.perf_counter()
-        pool.train(state, [TrainTask(w, 100 + w, keys, 0.05) for w in range(workers)])
-        return workers * steps * config.training.batch_size / (time.perf_counter() - start)
+        seconds = timed(lambda: pool.train(state, [TrainTask(w, 100 + w, keys, 0.05) for w in range(workers)]),
+                        warm_up=lambda: pool.train(state, [TrainTask(w, w, keys[:2], 0.05) for w in range(workers)]))
+        return workers * steps * config.training.batch_size / seconds
     finally:
         pool.shutdown()
 
@@ -81,10 +74,9 @@ def in_process_throughput(config: EvaluatorConfig, steps: int) -> float:
     evaluator = Evaluator(config)
     state = evaluator.initial_state()
     keys = [GENOTYPES[i % len(GENOTYPES)].key for i in range(steps)]
-    evaluator.train(state, TrainTask(0, 0, keys[:2], 0.05))
-    start = time.perf_counter()
-    evaluator.train(state, TrainTask(0, 100, keys, 0.05))
-    return steps * config.training.batch_size / (time.perf_counter() - start)
+    seconds = timed(lambda: evaluator.train(state, TrainTask(0, 100, keys, 0.05)),
+                    warm_up=lambda: evaluator.train(state, TrainTask(0, 0, keys[:2], 0.05)))
+    return steps * config.training.batch_size / seconds
 
 
 def main() -> None:
@@ -112,10 +104,9 @@ def main() -> None:
         "two_workers_over_one": {"ratio": two / one, "target": ">= 1.6"},
         "ray_worker_over_in_process": {"ratio": one / local, "target": ">= 0.9"},
     }
-    RESULTS.mkdir(exist_ok=True)
     name = "evaluator_speed_quick" if args.quick else "evaluator_speed"  # quick never replaces the full result
-    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
+    write_result(RESULTS / f"{name}.json", result)
+    show_result(result)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
-"""Training throughput on CIFAR-sized input: the supernet and the fixed network, then 1..N Ray actors
-sharing the GPU(s) with fractional `num_gpus`. Runs unchanged on a CUDA machine; on a CPU-only one
+"""Training throughput on CIFAR-sized input, in one process and over 1..N Ray actors sharing the GPUs.
+
+The supernet and the fixed network, then 1..N Ray actors sharing the GPU(s) with fractional
+`num_gpus`. Runs unchanged on a CUDA machine; on a CPU-only one
 it measures the CPU and says so.
 
     python benchmarks/gpu_throughput.py [--max-workers N] [--steps S] [--batch-size B]
@@ -9,14 +11,11 @@ Writes benchmarks/results/gpu_throughput.json with the device it ran on.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import time
-from pathlib import Path
 
-os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+from common import RESULTS, show_result, timed, write_result
 
 import ray  # noqa: E402
 import torch  # noqa: E402
@@ -25,8 +24,6 @@ import torch.nn.functional as F  # noqa: E402
 from evaluator.supernet import Supernet  # noqa: E402
 from machine import describe_machine  # noqa: E402
 from searchspace import KNOWN, all_genotypes  # noqa: E402
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def images_per_second(steps: int, batch_size: int, device: str, supernet: bool, seed: int = 0) -> float:
@@ -46,16 +43,13 @@ def images_per_second(steps: int, batch_size: int, device: str, supernet: bool, 
         F.cross_entropy(logits, labels).backward()
         optimizer.step()
 
-    for _ in range(3):
-        step()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return steps * batch_size / (time.perf_counter() - start)
+    def steps_then_wait(count: int) -> None:
+        for _ in range(count):
+            step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    return steps * batch_size / timed(lambda: steps_then_wait(steps), warm_up=lambda: steps_then_wait(3))
 
 
 @ray.remote
@@ -92,9 +86,8 @@ def main() -> None:
     result = {"benchmark": "gpu_throughput", "machine": describe_machine(), "device": device,
               "settings": vars(args), "single_process_images_per_s": single,
               "supernet_over_fixed": single["supernet"] / single["fixed_cbam"], "ray_scaling": scaling}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "gpu_throughput.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
+    write_result(RESULTS / "gpu_throughput.json", result)
+    show_result(result)
 
 
 if __name__ == "__main__":

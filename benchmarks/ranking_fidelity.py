@@ -15,7 +15,6 @@ Writes benchmarks/results/ranking_fidelity.json (ranking_fidelity_quick.json wit
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -26,11 +25,10 @@ import torch
 from scipy import stats
 from tqdm import tqdm
 
+from common import RESULTS, write_result
 from evaluator.data import load_dataset
 from evaluator.standalone import StandaloneConfig, train_standalone
 from machine import describe_machine
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def spread_over_rewards(landscape: pd.DataFrame, n: int) -> pd.DataFrame:
@@ -107,8 +105,7 @@ def main() -> None:
         "seconds_per_run": (time.perf_counter() - start) / max(1, len(rows)),
         "per_genotype": means.to_dict("records"), "runs": rows,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
+    write_result(RESULTS / f"{name}.json", result)
     print(f"kendall tau {tau.statistic:.3f} (p {tau.pvalue:.3f}), spearman rho {rho.statistic:.3f}")
 
 

@@ -17,8 +17,9 @@ import sys
 import time
 from pathlib import Path
 
+from common import RESULTS
+
 HERE = Path(__file__).parent
-RESULTS = HERE / "results"
 
 
 def steps(quick: bool) -> dict[str, list[str]]:

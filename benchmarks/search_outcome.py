@@ -12,26 +12,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+from common import RESULTS, show_result, write_result
 
 import ray  # noqa: E402
 import torch  # noqa: E402
 
-from controller.rundir import RunDir  # noqa: E402
-from controller.search import prepare, search  # noqa: E402
-from controller.stage2 import Stage2Settings, retrain  # noqa: E402
 from evaluator.data import load_dataset  # noqa: E402
 from evaluator.standalone import StandaloneConfig, measure_cost, seeded_model  # noqa: E402
 from machine import describe_machine  # noqa: E402
+from rundir import RunDir  # noqa: E402
+from search.loop import prepare, search  # noqa: E402
+from stage2.retrain import retrain  # noqa: E402
+from stage2.settings import DEFAULT_BASELINES, Stage2Settings  # noqa: E402
 
-RESULTS = Path(__file__).parent / "results"
-BASELINES = ["none", "se", "eca", "cbam"]
+BASELINES = list(DEFAULT_BASELINES)
 QUICK = {"rounds": 3, "train_steps": 8, "samples_per_round": 6, "derive_top": 2, "derive_samples": 2,
          "evaluator.dataset_options": {"train_size": 2000, "val_size": 500, "test_size": 500}}
 
@@ -87,9 +85,8 @@ def main() -> None:
         "winner_minus_best_baseline": winner["test_accuracy_mean"] - best_baseline["test_accuracy_mean"],
         "target": "the winner at least matches the best baseline",
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
-    print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2, default=float))
+    write_result(RESULTS / f"{name}.json", result)
+    show_result(result)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
-"""The exhaustive supernet landscape: every canonical genotype scored on the validation set by a
-supernet trained with uniformly sampled genotypes (a `--policy random` search).
+"""The exhaustive supernet landscape: every canonical genotype's validation accuracy under one supernet.
+
+The supernet is trained with uniformly sampled genotypes (a `--policy random` search), then
+scores every canonical genotype on the validation set.
 
     python benchmarks/supernet_landscape.py [--quick] [--rounds R] [--train-steps S] [--workers W]
         [--val-size N] [--run DIR]
@@ -15,30 +17,26 @@ DIR/landscape_partial.parquet) are not scored again.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import random
 import tempfile
 import time
 from pathlib import Path
 
-from tqdm import tqdm
-
-os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+from common import RESULTS, show_result, write_result
 
 import pandas as pd  # noqa: E402
 import ray  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
-from controller.config import SearchConfig, build  # noqa: E402
-from controller.rundir import RunDir  # noqa: E402
-from controller.search import connect, prepare, search  # noqa: E402
+from controller.service import NAMESPACE  # noqa: E402
 from evaluator.pool import WorkerPool  # noqa: E402
 from evaluator.worker import RewardTask  # noqa: E402
 from machine import describe_machine  # noqa: E402
-from searchspace import all_genotypes  # noqa: E402
-
-RESULTS = Path(__file__).parent / "results"
+from rundir import RunDir  # noqa: E402
+from search.cluster import connect  # noqa: E402
+from search.config import SearchConfig, build  # noqa: E402
+from search.loop import prepare, search  # noqa: E402
+from searchspace import DECISION_NAMES, all_genotypes  # noqa: E402
 
 
 def train_supernet(out: str, rounds: int, train_steps: int, workers: int, dataset_options: dict) -> RunDir:
@@ -103,12 +101,12 @@ def main() -> None:
         out = args.run or Path(folder) / "landscape"
         rundir = train_supernet(str(out), rounds, train_steps, args.workers, options)
         trained = time.perf_counter()
-        connect(None)
+        connect(None, namespace=NAMESPACE, log_to_driver=False)
         landscape = score_all(rundir, keys, args.workers, Path(out) / "landscape_partial.parquet")
         ray.shutdown()
     scored = time.perf_counter()
-    landscape = pd.concat([landscape, pd.DataFrame([k.split("|") for k in landscape["genotype"]], columns=[
-        "channel_squeeze", "channel_excitation", "spatial_squeeze", "spatial_excitation"])], axis=1)
+    landscape = pd.concat([landscape, pd.DataFrame([k.split("|") for k in landscape["genotype"]],
+                                                   columns=list(DECISION_NAMES))], axis=1)
     RESULTS.mkdir(exist_ok=True)
     name = "supernet_landscape_quick" if args.quick else "supernet_landscape"
     landscape.to_parquet(RESULTS / f"{name}.parquet", index=False)
@@ -125,8 +123,8 @@ def main() -> None:
         "not_ok": int((landscape["status"] != "ok").sum()),
         "best": ok.nlargest(10, "val_accuracy")[["genotype", "val_accuracy"]].to_dict("records"),
     }
-    (RESULTS / f"{name}.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
-    print(json.dumps({k: v for k, v in summary.items() if k != "machine"}, indent=2, default=float))
+    write_result(RESULTS / f"{name}.json", summary)
+    show_result(summary)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The controller: the LSTM policy, REINFORCE and PPO, the random baseline and their presets.
 
-Imports torch only; the Ray service and the search loop live in their own modules.
+Imports torch only; the Ray service is `controller.service`, the search loop the package `search`.
 """
 from controller.policy import Decision, DecisionSpace, LSTMPolicy, Samples
 from controller.ppo import PPO

@@ -47,7 +47,7 @@ class ControllerService:
         return {"genotypes": [g.key for g in samples.genotypes], "indices": samples.indices,
                 "log_prob": samples.log_prob.double().tolist(), "entropy": samples.entropy.double().tolist()}
 
-    def update(self, round: int, indices: torch.Tensor, keys: Sequence[str], rewards: Sequence[float],
+    def update(self, round_number: int, indices: torch.Tensor, keys: Sequence[str], rewards: Sequence[float],
                log_prob: Optional[Sequence[float]] = None) -> Dict[str, Any]:
         """``log_prob``: the samples' log-probabilities when proposed; PPO weighs samples drawn by an
         older policy with them (without them it takes the samples as the current policy's)."""
@@ -57,7 +57,7 @@ class ControllerService:
             stats = self.learner.update(indices, rewards)
         for key, reward in zip(keys, rewards):
             self.rewards.setdefault(key, []).append(float(reward))
-        self.round = round
+        self.round = round_number
         return {"reward": stats["reward"].tolist(), "baseline": stats["baseline"].tolist(),
                 "advantage": stats["advantage"].tolist(), "loss": stats["loss"], "entropy": stats["entropy"]}
 

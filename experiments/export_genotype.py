@@ -13,7 +13,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from controller.rundir import RunDir, write_file_atomic
+from rundir import RunDir, write_file_atomic
 from searchspace.cli import ArgumentParser, user_errors_exit_2
 
 

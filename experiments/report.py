@@ -12,8 +12,8 @@ import argparse
 import sys
 from typing import List, Optional
 
-from controller.report import write_report
-from controller.rundir import RunDir
+from reporting import write_report
+from rundir import RunDir
 from searchspace.cli import ArgumentParser, positive_int, user_errors_exit_2
 
 

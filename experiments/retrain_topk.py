@@ -16,9 +16,10 @@ from typing import List, Optional
 
 import torch
 
-from controller.rundir import RunDir
-from controller.stage2 import DEFAULT_BASELINES, DEFAULT_K, DEFAULT_SEEDS, Stage2Settings, describe_winner, \
-    format_summary, retrain
+from rundir import RunDir
+from stage2.retrain import retrain
+from stage2.settings import DEFAULT_BASELINES, DEFAULT_K, DEFAULT_SEEDS, Stage2Settings
+from stage2.summary import describe_winner, format_summary
 from searchspace.cli import ArgumentParser, user_errors_exit_2
 
 

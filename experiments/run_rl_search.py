@@ -8,8 +8,8 @@ from __future__ import annotations
 import logging
 import sys
 
-from controller.config import POLICIES
-from controller.search import run_from_command_line
+from search.config import POLICIES
+from search.loop import run_from_command_line
 from searchspace.cli import ArgumentParser, user_errors_exit_2
 
 

@@ -16,7 +16,7 @@ from typing import List, Optional
 
 import pandas as pd
 
-from controller.rundir import RunDir
+from rundir import RunDir
 from searchspace.cli import ArgumentParser, positive_int, user_errors_exit_2
 
 FORMATS = ("table", "json", "csv")

@@ -34,6 +34,12 @@ def positive_int(text: str) -> int:
     return value
 
 
+def first_line(err: BaseException) -> str:
+    """An exception as one line for a message: the first line of its text, else its type's name."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 def fail(message: str) -> NoReturn:
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(USAGE_ERROR)

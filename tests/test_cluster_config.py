@@ -1,5 +1,7 @@
-"""cluster.yaml and experiments/cluster-local.yaml: accepted by Ray's cluster launcher, installing
-the pinned project, secret-free, and sized for experiments/configs/cifar10.yaml."""
+"""The cluster configs (cluster.yaml, experiments/cluster-local.yaml) as Ray's cluster launcher reads them.
+
+Accepted by the launcher, installing the pinned project, secret-free, and sized for
+experiments/configs/cifar10.yaml."""
 import re
 
 import pytest

@@ -1,6 +1,7 @@
-"""The cluster launcher end to end on this machine: `ray up`, `ray submit` of a short search,
-`ray exec` of top_k.py and `ray down` with experiments/cluster-local.yaml, over SSH to an sshd of
-the test's own, bound to 127.0.0.1 (loopback only).
+"""The cluster launcher end to end on this machine, over SSH to an sshd of the test's own.
+
+`ray up`, `ray submit` of a short search, `ray exec` of top_k.py and `ray down` with
+experiments/cluster-local.yaml; the sshd is bound to 127.0.0.1 (loopback only).
 
 Skipped, with the reason, where it cannot run: not root, no sshd or rsync and apt-get cannot
 install them, or another Ray instance on this machine (`ray up` and `ray down` run `ray stop`,

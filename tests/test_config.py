@@ -3,7 +3,7 @@ import dataclasses
 
 import pytest
 
-from controller.config import ConfigError, SearchConfig, load_config
+from search.config import ConfigError, SearchConfig, load_config
 from experiments_paths import CONFIGS
 
 
@@ -45,6 +45,6 @@ def test_missing_config_file_is_named(tmp_path):
 
 def test_config_round_trips_through_a_dict():
     config = SearchConfig(rounds=5, run_id="r")
-    from controller.config import build
+    from search.config import build
 
     assert build(SearchConfig, dataclasses.asdict(config)) == config

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from controller import PPO, ControllerConfig, LSTMPolicy, Reinforce
-from controller.config import POLICIES, SearchConfig
+from search.config import POLICIES, SearchConfig
 from controller.presets import PRESETS
 from controller.service import ControllerService
 from test_policy import branched_space, policy, probability_of_best_while_training, seeded, train

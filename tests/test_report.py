@@ -1,5 +1,4 @@
 """The report: readable, non-blank PNGs and a page that shows each of them, at every stage of a run."""
-import importlib.util
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -8,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from controller.report import op_frequencies, write_report
-from controller.rundir import RunDir
-from experiments_paths import EXPERIMENTS
+from reporting import op_frequencies, write_report
+from rundir import RunDir
+from experiments_paths import load_script
 from searchspace import KNOWN, from_key
 from tiny_run import POOL, make_run
 
@@ -142,10 +141,7 @@ def test_op_frequencies_are_per_round_fractions_and_excitations_count_only_their
 
 
 def report_main():
-    spec = importlib.util.spec_from_file_location("script_report", EXPERIMENTS / "report.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_script("report").main
 
 
 @pytest.mark.parametrize("case, message", [

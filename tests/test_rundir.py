@@ -1,6 +1,6 @@
-"""The run directory: DESIGN.md's Parquet columns, atomic writes, checkpoints and resume, top-k,
-and the two user scripts over it (experiments/top_k.py, experiments/export_genotype.py)."""
-import importlib.util
+"""The run directory: its Parquet columns, atomic writes, checkpoints and resume, top-k, and its scripts.
+
+DESIGN.md's columns, and the two user scripts over it (experiments/top_k.py, experiments/export_genotype.py)."""
 import io
 import json
 import os
@@ -16,11 +16,10 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from controller.rundir import RunDir, RunDirError
+from experiments_paths import EXPERIMENTS as SCRIPTS, load_script as script
+from rundir import RunDir, RunDirError
 from searchspace import from_json, from_key, load
 
-REPO = Path(__file__).resolve().parents[1]
-SCRIPTS = REPO / "experiments"
 
 # DESIGN.md's table, written out here rather than taken from the code: the test holds the contract.
 DESIGN_COLUMNS = [
@@ -74,13 +73,6 @@ def logged(run):
     for r, rows in LOG.items():
         run.write_round(r, rows)
     return run
-
-
-def script(name):
-    spec = importlib.util.spec_from_file_location(f"script_{name}", SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def run_script(name, *args, cwd):

@@ -12,11 +12,10 @@ import pytest
 import yaml
 
 import searchspace
-from controller.rundir import REWARD_SCHEMA, RunDir
+from rundir import REWARD_SCHEMA, RunDir
+from experiments_paths import SEARCH_SCRIPT as SCRIPT, VOLATILE
 from tiny_run import write_search_config
 
-SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "run_rl_search.py"
-VOLATILE = ["timestamp", "wall_time_s"]  # the only columns allowed to differ between runs
 
 
 @pytest.fixture(scope="module")

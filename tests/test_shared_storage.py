@@ -10,11 +10,10 @@ import torch
 import yaml
 
 import searchspace
-from controller.rundir import RunDir, RunDirError
-from experiments_paths import EXPERIMENTS
+from rundir import RunDir, RunDirError
+from experiments_paths import EXPERIMENTS, VOLATILE
 from tiny_run import write_search_config
 
-VOLATILE = ["timestamp", "wall_time_s"]  # the only columns allowed to differ between runs
 
 
 def run(script, *args, timeout=180):

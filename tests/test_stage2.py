@@ -1,5 +1,4 @@
 """Stage 2 on Ray Tune: the table and the winner a user relies on, resume, and clean refusals."""
-import importlib.util
 import math
 import subprocess
 import sys
@@ -9,23 +8,18 @@ import pytest
 import ray
 from ray import tune
 
-from controller.rundir import RunDir
-from controller.stage2 import Stage2Error, Stage2Settings, choose_winner, retrain, summarise
+from rundir import RunDir
+from stage2.retrain import retrain
+from stage2.settings import Stage2Error, Stage2Settings
+from stage2.summary import choose_winner, summarise
 from evaluator.models import build_model, count_parameters
-from experiments_paths import EXPERIMENTS
+from experiments_paths import EXPERIMENTS, load_script
 from searchspace import KNOWN, from_key, load
 from searchspace.registry import DECISION_NAMES
 from tiny_run import POOL, RUN_ID, make_run
 
 TINY_STAGE2 = dict(k=2, baselines=["none"], seeds=1, epochs=1, cpus_per_trial=0.5,
                    overrides={"latency_repeats": 1})
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +31,7 @@ def stage2(tmp_path_factory, local_ray):
 
 
 def script_main(name):
-    spec = importlib.util.spec_from_file_location(f"script_{name}", EXPERIMENTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_script(name).main
 
 
 def test_every_model_and_seed_is_one_tune_trial_and_one_row(stage2):

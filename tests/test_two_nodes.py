@@ -1,5 +1,6 @@
-"""A search on a two-node Ray cluster (head + worker node on 127.0.0.1): spread over both nodes,
-surviving the loss of the worker node mid-round, and resuming after its driver is killed; the
+"""A search on a two-node Ray cluster (head + worker node on 127.0.0.1) that loses a node or its driver.
+
+Spread over both nodes, surviving the loss of the worker node mid-round, and resuming after its driver is killed; the
 evaluator pool going on without a worker Ray will not restart."""
 import json
 import os
@@ -22,10 +23,9 @@ from evaluator.config import EvaluatorConfig
 from evaluator.pool import WorkerPool
 from evaluator.training import SharedTrainingConfig
 from evaluator.worker import RewardTask
+from experiments_paths import SEARCH_SCRIPT as SCRIPT, VOLATILE
 
-SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "run_rl_search.py"
 ROUNDS, SAMPLES = 3, 4
-VOLATILE = ["timestamp", "wall_time_s"]
 WHERE = ["worker", "attempts", "note"]  # say which actor computed a reward: differ when one is lost
 # Node death is noticed within about 2 s instead of Ray's default 30 s.
 FAST_HEALTH_CHECKS = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500,

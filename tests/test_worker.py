@@ -21,13 +21,6 @@ def config(tmp_path_factory):
                            training=SharedTrainingConfig(batch_size=32), val_batch_size=64)
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 def tasks():
     return [TrainTask(shard=0, seed=11, genotypes=GENOTYPES[:2], lr=0.05),
             TrainTask(shard=1, seed=12, genotypes=GENOTYPES[2:], lr=0.05)]

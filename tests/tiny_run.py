@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from controller.rundir import RunDir
+from rundir import RunDir
 from searchspace import from_key
 from searchspace.registry import DECISION_NAMES
 

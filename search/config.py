@@ -100,14 +100,18 @@ def load_config(path: Optional[str] = None, overrides: Optional[Mapping[str, Any
         if not isinstance(values, dict):
             raise ConfigError(f"config file {path} must hold a mapping")
     for dotted, value in (overrides or {}).items():
-        if value is None:
-            continue
-        node = values
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
+        if value is not None:
+            set_dotted(values, dotted, value)
     return build(SearchConfig, values)
+
+
+def set_dotted(values: Dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``values["a"]["b"] = value`` for the dotted key ``a.b``, making the mappings on the way."""
+    node = values
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[leaf] = value
 
 
 def to_dict(config: Any) -> Dict[str, Any]:

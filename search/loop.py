@@ -1,11 +1,9 @@
 """The search loop: shared-weight training, sampling, rewards, the controller update, the log, checkpoints."""
 from __future__ import annotations
 
-import logging
-import os
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
-from dataclasses import replace
 from typing import Any, Dict, List, Optional
 
 import pandas as pd
@@ -14,30 +12,22 @@ import torch
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from tqdm import tqdm
 
-from controller.config import SearchConfig, build, load_config, to_dict
-from controller.presets import from_dict as controller_config, preset
-from controller.rundir import RunDir, RunDirError
+from controller.presets import ControllerConfig, from_dict as controller_config, preset
 from controller.service import NAMESPACE, ControllerService, actor_name
+from evaluator.data import shard_seed
 from evaluator.pool import WorkerPool
 from evaluator.training import learning_rate
 from evaluator.worker import RewardResult, RewardTask, TrainTask, merge
+from rundir import RunDir, RunDirError
+from search.cluster import connect
+from search.config import SearchConfig, build, load_config, set_dotted, to_dict
+from search.derive import derive
 from searchspace import from_key
-
-log = logging.getLogger(__name__)
 
 
 def run_id_of(config: SearchConfig) -> str:
+    """The run's id: the config's, else the name of its out directory."""
     return config.run_id or PurePosixPath(config.out.rstrip("/")).name or "run"
-
-
-def connect(address: Optional[str]) -> None:
-    """Join the cluster at ``address`` (or RAY_ADDRESS); without one, start a local Ray instance."""
-    if ray.is_initialized():
-        return
-    address = address or os.environ.get("RAY_ADDRESS")
-    ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, include_dashboard=False,
-             configure_logging=False) if address else ray.init(namespace=NAMESPACE, include_dashboard=False,
-                                                                 log_to_driver=False)
 
 
 # What may change when a run is resumed: its budget and where it runs, not what its results depend on.
@@ -64,30 +54,27 @@ def prepare(config_path: Optional[str], overrides: Dict[str, Any], resume: bool)
     saved = rundir.read_config()
     for dotted in RESUMABLE:
         if overrides.get(dotted) is not None:
-            node = saved
-            *parents, leaf = dotted.split(".")
-            for key in parents:
-                node = node[key]
-            node[leaf] = overrides[dotted]
+            set_dotted(saved, dotted, overrides[dotted])
     return build(SearchConfig, saved), rundir
 
 
 def run_from_command_line(config_path: Optional[str], overrides: Dict[str, Any], resume: bool,
-                          progress: bool = True):
+                          progress: bool = True) -> tuple[RunDir, pd.DataFrame]:
     """What ``experiments/run_rl_search.py`` does: the search, then the run's top-5."""
     config, rundir = prepare(config_path, overrides, resume)
     search(config, rundir, progress=progress)
     return rundir, rundir.top_k(5)
 
 
-def controller_settings(config: SearchConfig):
+def controller_settings(config: SearchConfig) -> ControllerConfig:
+    """The run's controller settings: its preset, with the config's overrides of the preset's fields."""
     return controller_config(config.controller, base=preset(config.controller_preset))
 
 
 def search(config: SearchConfig, rundir: RunDir, progress: bool = True) -> RunDir:
     """Run a search, or continue it from its last checkpoint, to ``config.rounds`` rounds; then derive."""
     run_id = run_id_of(config)
-    connect(config.ray_address)
+    connect(config.ray_address, namespace=NAMESPACE, log_to_driver=False)
     # The controller lives on the driver's node: a lost worker node must not take the policy with it.
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
     service_cls = ray.remote(ControllerService).options(name=actor_name(run_id), namespace=NAMESPACE, num_cpus=0,
@@ -105,10 +92,10 @@ def search(config: SearchConfig, rundir: RunDir, progress: bool = True) -> RunDi
         rundir.drop_rounds_after(start)  # a round logged but not checkpointed is recomputed identically
         bar = tqdm(range(start + 1, config.rounds + 1), desc=f"search {run_id}", unit="round", disable=not progress,
                    initial=start, total=config.rounds)
-        for round in bar:
-            shared, stats = run_round(config, run_id, round, shared, service, pool, rundir)
-            rundir.save_checkpoint({"round": round, "shared": shared, "torch_rng": torch.get_rng_state(),
-                                    "controller": ray.get(service.state_dict.remote())}, round)
+        for round_number in bar:
+            shared, stats = run_round(config, run_id, round_number, shared, service, pool, rundir)
+            rundir.save_checkpoint({"round": round_number, "shared": shared, "torch_rng": torch.get_rng_state(),
+                                    "controller": ray.get(service.state_dict.remote())}, round_number)
             bar.set_postfix(best=f"{stats['best']:.4f}", entropy=f"{stats['entropy']:.3f}")
         derive(config, run_id, shared, service, pool, rundir)
     finally:
@@ -117,28 +104,28 @@ def search(config: SearchConfig, rundir: RunDir, progress: bool = True) -> RunDi
     return rundir
 
 
-def run_round(config: SearchConfig, run_id: str, round: int, shared: Dict[str, Any], service, pool: WorkerPool,
+def run_round(config: SearchConfig, run_id: str, round_number: int, shared: Dict[str, Any], service, pool: WorkerPool,
               rundir: RunDir) -> tuple[Dict[str, Any], Dict[str, float]]:
     """Train the shared weights, score K samples, update the controller, log the round."""
     training = ray.get(service.propose.remote(config.train_steps))["genotypes"]
     shards = [training[w::config.workers] for w in range(config.workers)]
-    lr = learning_rate(config.evaluator.training, round - 1)
-    tasks = [TrainTask(shard=w, seed=config.seed * 1_000_003 + round * 1_009 + w, genotypes=keys, lr=lr)
+    lr = learning_rate(config.evaluator.training, round_number - 1)
+    tasks = [TrainTask(shard=w, seed=shard_seed(config.seed, round_number, w), genotypes=keys, lr=lr)
              for w, keys in enumerate(shards) if keys]
     shared = merge(shared, pool.train(shared, tasks))
 
     proposal = ray.get(service.propose.remote(config.samples_per_round))
-    first = (round - 1) * config.samples_per_round
+    first = (round_number - 1) * config.samples_per_round
     results = pool.score(shared["weights"], [RewardTask(i, key, first + i) for i, key in enumerate(proposal["genotypes"])])
     rewards = [r.reward for r in results]
-    stats = ray.get(service.update.remote(round, proposal["indices"], proposal["genotypes"], rewards))
+    stats = ray.get(service.update.remote(round_number, proposal["indices"], proposal["genotypes"], rewards))
     events = pool.take_events()
-    rundir.write_round(round, reward_rows(run_id, round, proposal, results, stats, events))
+    rundir.write_round(round_number, reward_rows(run_id, round_number, proposal, results, stats, events))
     best = max(rewards)
     return shared, {"best": best, "entropy": stats["entropy"]}
 
 
-def reward_rows(run_id: str, round: int, proposal: Dict[str, Any], results: List[RewardResult],
+def reward_rows(run_id: str, round_number: int, proposal: Dict[str, Any], results: List[RewardResult],
                 stats: Dict[str, Any], events: List[str]) -> List[Dict[str, Any]]:
     """One row per sample, DESIGN.md's columns plus ``attempts`` and ``note``."""
     now = datetime.now(timezone.utc)
@@ -146,7 +133,7 @@ def reward_rows(run_id: str, round: int, proposal: Dict[str, Any], results: List
     for i, result in enumerate(results):
         genotype = from_key(result.genotype)
         rows.append({
-            "run_id": run_id, "round": round, "sample": i, "worker": result.worker, "genotype": genotype.key,
+            "run_id": run_id, "round": round_number, "sample": i, "worker": result.worker, "genotype": genotype.key,
             **genotype.ops,
             "reward": stats["reward"][i], "val_accuracy": result.val_accuracy, "val_loss": result.val_loss,
             "log_prob": proposal["log_prob"][i], "entropy": proposal["entropy"][i],
@@ -155,36 +142,3 @@ def reward_rows(run_id: str, round: int, proposal: Dict[str, Any], results: List
             "timestamp": now, "attempts": result.attempts, "note": "; ".join(result.notes + (events if i == 0 else [])),
         })
     return rows
-
-
-def derive(config: SearchConfig, run_id: str, shared: Dict[str, Any], service, pool: WorkerPool,
-           rundir: RunDir) -> None:
-    """Re-score the best genotypes on the whole validation set; write candidates.parquet and winner.json."""
-    by_mean = rundir.rank_rewards().head(config.derive_top)
-    status = ray.get(service.status.remote())
-    fresh = ray.get(service.propose.remote(config.derive_samples))["genotypes"]
-    sources: Dict[str, str] = {}
-    for key in by_mean["genotype"]:
-        sources.setdefault(key, "mean_reward")
-    sources.setdefault(status["greedy"], "greedy")
-    for key in fresh:
-        sources.setdefault(key, "sample")
-    keys = list(sources)
-    results = pool.score(shared["weights"], [RewardTask(i, key, -1) for i, key in enumerate(keys)])
-    log_rewards = rundir.read_rewards()
-    rows = []
-    for key, result in zip(keys, results):
-        seen = log_rewards[(log_rewards["genotype"] == key) & (log_rewards["status"] == "ok")]["val_accuracy"]
-        g = from_key(key)
-        rows.append({"genotype": key, **g.ops, "reward": result.reward, "val_accuracy": result.val_accuracy,
-                     "val_loss": result.val_loss, "search_mean_reward": float(seen.mean()) if len(seen) else float("nan"),
-                     "search_count": int(len(seen)), "source": sources[key], "params": result.params})
-    rows.sort(key=lambda r: (-r["reward"], r["genotype"]))
-    for rank, row in enumerate(rows, start=1):
-        row["rank"] = rank
-    rundir.write_candidates(pd.DataFrame(rows))
-    top = rows[0]
-    rundir.write_winner(from_key(top["genotype"]).with_metadata(
-        run_id=run_id, rank=1, reward=top["reward"], val_accuracy=top["val_accuracy"], source=top["source"],
-        search_mean_reward=top["search_mean_reward"], params=top["params"], rounds=config.rounds,
-        written=datetime.now(timezone.utc).isoformat(timespec="seconds")))

@@ -1,4 +1,4 @@
-"""The run directory (DESIGN.md, "The run directory"): the one place that reads and writes it.
+"""The run directory (DESIGN.md, "The run directory"): the one class that reads and writes it.
 
 ``<out>`` is a local path or a filesystem URI that pyarrow understands (``s3://bucket/runs/a``,
 ``gs://bucket/runs/a``, ``hdfs://...``, ``file:///abs/path``), so a driver on any node of a
@@ -9,6 +9,10 @@ start with ``.``, which pyarrow's dataset discovery (and so ``pandas.read_parque
 skips, so a reader never sees a half-written file, even one left behind by a killed writer.
 On a local disk the rename is atomic; on object stores an object only appears once complete.
 The guarantee is against a killed process (SIGKILL), not a power loss (nothing is fsynced).
+
+One cohesive class: every file of the run directory is read and written here, so its layout and
+its guarantees live in one place. The schemas are in :mod:`rundir.schemas`, the filesystem
+handling in :mod:`rundir.files`.
 """
 from __future__ import annotations
 
@@ -16,10 +20,7 @@ import io
 import json
 import os
 import re
-import uuid
 import warnings
-from collections import OrderedDict
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
 
@@ -30,90 +31,27 @@ import pyarrow.parquet as pq
 import torch
 import yaml
 
+from rundir.checkpoint_state import check_loadable
+from rundir.files import TEMPORARY_PREFIX, RunDirError, atomic_output, open_filesystem
+from rundir.schemas import (
+    CANDIDATE_SCHEMA,
+    CANDIDATE_SOURCES,
+    RETRAIN_KINDS,
+    RETRAIN_SCHEMA,
+    REWARD_SCHEMA,
+    TOP_K_COLUMNS,
+    rank_candidates,
+    table_from_frame,
+)
+from searchspace import DECISION_NAMES
+from searchspace.cli import first_line
 from searchspace.genotype import Genotype, GenotypeError, from_json, from_key
-from searchspace.registry import DECISION_NAMES
-
-OPS = [pa.field(name, pa.string()) for name in DECISION_NAMES]
-
-# DESIGN.md's columns in its order; ``attempts`` and ``note`` are ours (DESIGN allows added columns):
-# how many evaluations a reward took, > 1 when a worker died and the reward was computed again
-# elsewhere, and what happened (lost workers, errors), empty when nothing did.
-REWARD_SCHEMA = pa.schema([
-    pa.field("run_id", pa.string()),
-    pa.field("round", pa.int32()),
-    pa.field("sample", pa.int32()),
-    pa.field("worker", pa.int32()),
-    pa.field("genotype", pa.string()),
-    *OPS,
-    *[pa.field(name, pa.float64()) for name in (
-        "reward", "val_accuracy", "val_loss", "log_prob", "entropy", "baseline", "advantage")],
-    pa.field("params", pa.int64()),
-    pa.field("status", pa.string()),
-    pa.field("wall_time_s", pa.float64()),
-    pa.field("timestamp", pa.timestamp("us", tz="UTC")),
-    pa.field("attempts", pa.int32()),
-    pa.field("note", pa.string()),
-])
-
-CANDIDATE_SOURCES = ("mean_reward", "greedy", "sample")
-
-# The derive stage's output: ``reward`` is re-scored on the whole validation set.
-CANDIDATE_SCHEMA = pa.schema([
-    pa.field("rank", pa.int32()),
-    pa.field("genotype", pa.string()),
-    *OPS,
-    pa.field("reward", pa.float64()),
-    pa.field("val_accuracy", pa.float64()),
-    pa.field("val_loss", pa.float64()),
-    pa.field("search_mean_reward", pa.float64()),
-    pa.field("search_count", pa.int64()),
-    pa.field("source", pa.string()),
-    pa.field("params", pa.int64()),
-])
-
-RETRAIN_KINDS = ("candidate", "baseline")
-
-# Stage 2 (controller/stage2.py): one row per (model, seed) trial of stand-alone training.
-# ``name`` is "rank-R" for the search's rank-R genotype, the KNOWN name for a baseline;
-# ``epochs`` counts the epochs the trial trained (fewer than asked when ASHA stopped it);
-# ``latency_ms`` is per image at batch 1. Figures of a trial that did not finish are null/NaN.
-RETRAIN_SCHEMA = pa.schema([
-    pa.field("genotype", pa.string()),
-    *OPS,
-    pa.field("kind", pa.string()),
-    pa.field("name", pa.string()),
-    pa.field("search_rank", pa.int32()),
-    pa.field("seed", pa.int32()),
-    pa.field("epochs", pa.int32()),
-    *[pa.field(name, pa.float64()) for name in ("test_accuracy", "test_loss", "val_accuracy", "val_loss")],
-    pa.field("params", pa.int64()),
-    pa.field("macs", pa.int64()),
-    pa.field("latency_ms", pa.float64()),
-    pa.field("latency_ms_batch64", pa.float64()),
-    pa.field("wall_time_s", pa.float64()),
-    pa.field("status", pa.string()),
-    pa.field("error", pa.string()),
-])
 
 REPORT_FOLDER = "report"
 STAGE2_FOLDER = "tune"
-
-# Columns every top-k table starts with, whichever file it was ranked from.
-TOP_K_COLUMNS = ["rank", "genotype", *DECISION_NAMES, "reward", "count", "source"]
-
 KEEP_CHECKPOINTS = 2
 ROUND_FILE = re.compile(r"^round-(\d{6,})\.parquet$")
 CHECKPOINT_FILE = re.compile(r"^round-(\d{6,})\.pt$")
-TEMPORARY_PREFIX = "."
-
-# What ``torch.load(..., weights_only=True)`` accepts, checked before a checkpoint is written so
-# that a state it would refuse fails at save time, not at resume.
-_CHECKPOINT_LEAVES = (torch.Tensor, torch.nn.Parameter, int, float, bool, complex, str, bytes,
-                      type(None), torch.Size, torch.dtype, torch.device)
-
-
-class RunDirError(ValueError):
-    """A run directory (or a file in it) that cannot be used; the message names it."""
 
 
 class RunDir:
@@ -170,7 +108,7 @@ class RunDir:
         try:
             config = yaml.safe_load(self._read_bytes(path))
         except yaml.YAMLError as err:
-            raise self._error(f"malformed YAML: {_first_line(err)}", path) from None
+            raise self._error(f"malformed YAML: {first_line(err)}", path) from None
         if not isinstance(config, dict):
             raise self._error(f"expected a mapping, got {type(config).__name__}", path)
         return config
@@ -190,26 +128,26 @@ class RunDir:
 
     # -- the rewards log ------------------------------------------------------------------
 
-    def write_round(self, round: int, rows: Union[Sequence[Dict[str, Any]], pd.DataFrame]) -> None:
-        """Write rewards/round-{round:06d}.parquet atomically, replacing an existing one.
+    def write_round(self, round_number: int, rows: Union[Sequence[Dict[str, Any]], pd.DataFrame]) -> None:
+        """Write rewards/round-{round_number:06d}.parquet atomically, replacing an existing one.
 
         Every column of :data:`REWARD_SCHEMA` is required except ``timestamp`` (default: now, UTC)
-        ``attempts`` (default: 1) and ``note`` (default: empty); every row's ``round`` must be ``round``.
+        ``attempts`` (default: 1) and ``note`` (default: empty); every row's ``round`` must be ``round_number``.
         """
         frame = pd.DataFrame(list(rows) if not isinstance(rows, pd.DataFrame) else rows).copy()
         if frame.empty:
-            raise self._error(f"round {round}: no rows (a round logs every sample, failed ones too)")
+            raise self._error(f"round {round_number}: no rows (a round logs every sample, failed ones too)")
         if "timestamp" not in frame:
             frame["timestamp"] = pd.Timestamp(datetime.now(timezone.utc))
         if "attempts" not in frame:
             frame["attempts"] = 1
         if "note" not in frame:
             frame["note"] = ""
-        table = self._table(frame, REWARD_SCHEMA, f"round {round}")
-        if not all(r == round for r in table["round"].to_pylist()):
-            raise self._error(f"round {round}: rows with another 'round' value")
+        table = self._table(frame, REWARD_SCHEMA, f"round {round_number}")
+        if not all(r == round_number for r in table["round"].to_pylist()):
+            raise self._error(f"round {round_number}: rows with another 'round' value")
         self.fs.create_dir(self.path("rewards"), recursive=True)
-        with atomic_output(self.fs, self._round_path(round)) as stream:
+        with atomic_output(self.fs, self._round_path(round_number)) as stream:
             pq.write_table(table, stream)
 
     def rounds(self) -> List[int]:
@@ -227,27 +165,27 @@ class RunDir:
         frame = table.to_pandas()
         return frame.sort_values(["round", "sample"], kind="mergesort").reset_index(drop=True)
 
-    def drop_rounds_after(self, round: int) -> List[int]:
-        """For resume: delete the rewards and checkpoints of rounds after ``round`` (they belong
+    def drop_rounds_after(self, round_number: int) -> List[int]:
+        """For resume: delete the rewards and checkpoints of rounds after ``round_number`` (they belong
         to a timeline the checkpoint does not know) and temporaries left by a killed writer.
         Returns the rounds whose reward files were dropped."""
-        dropped = [r for r in self.rounds() if r > round]
+        dropped = [r for r in self.rounds() if r > round_number]
         for r in dropped:
             self.fs.delete_file(self._round_path(r))
         for r in self._checkpoint_rounds():
-            if r > round:
+            if r > round_number:
                 self.fs.delete_file(self._checkpoint_path(r))
         for folder in ("rewards", "checkpoints", ""):
             self._delete_temporaries(folder)
         return dropped
 
-    def _round_path(self, round: int) -> str:
-        return self.path("rewards", f"round-{round:06d}.parquet")
+    def _round_path(self, round_number: int) -> str:
+        return self.path("rewards", f"round-{round_number:06d}.parquet")
 
     # -- checkpoints ----------------------------------------------------------------------
 
-    def save_checkpoint(self, state: Dict[str, Any], round: int) -> None:
-        """torch.save ``state`` (plus its ``round``) to checkpoints/round-{round:06d}.pt atomically,
+    def save_checkpoint(self, state: Dict[str, Any], round_number: int) -> None:
+        """torch.save ``state`` (plus its ``round``) to checkpoints/round-{round_number:06d}.pt atomically,
         then keep the newest :data:`KEEP_CHECKPOINTS`; older ones go only once the new one is in place.
 
         ``state`` may hold only what ``torch.load(weights_only=True)`` loads: tensors, int, float,
@@ -255,15 +193,15 @@ class RunDir:
         device. Numpy arrays and numpy scalars are refused (TypeError, nothing written): convert
         them to tensors or Python numbers first.
         """
-        if state.get("round", round) != round:
-            raise ValueError(f"state['round'] is {state['round']}, saving as round {round}")
-        state = {**state, "round": round}
-        _check_loadable(state, "state")
+        if state.get("round", round_number) != round_number:
+            raise ValueError(f"state['round'] is {state['round']}, saving as round {round_number}")
+        state = {**state, "round": round_number}
+        check_loadable(state, "state")
         buffer = io.BytesIO()
         torch.save(state, buffer)
         self.fs.create_dir(self.path("checkpoints"), recursive=True)
-        self._write_bytes(self._checkpoint_path(round), buffer.getvalue())
-        kept = [r for r in self._checkpoint_rounds() if r <= round][-KEEP_CHECKPOINTS:]
+        self._write_bytes(self._checkpoint_path(round_number), buffer.getvalue())
+        kept = [r for r in self._checkpoint_rounds() if r <= round_number][-KEEP_CHECKPOINTS:]
         for r in self._checkpoint_rounds():
             if r not in kept:
                 self.fs.delete_file(self._checkpoint_path(r))
@@ -277,7 +215,7 @@ class RunDir:
             try:
                 return torch.load(io.BytesIO(self._read_bytes(path)), map_location="cpu", weights_only=True)
             except Exception as err:  # any failure to load means: this file is not a checkpoint
-                warnings.warn(f"{self.show(path)}: unreadable checkpoint ({_first_line(err)}); "
+                warnings.warn(f"{self.show(path)}: unreadable checkpoint ({first_line(err)}); "
                               "trying the previous one", RuntimeWarning, stacklevel=2)
         if rounds:
             raise self._error(f"none of the {len(rounds)} checkpoints can be loaded", self.path("checkpoints"))
@@ -286,8 +224,8 @@ class RunDir:
     def _checkpoint_rounds(self) -> List[int]:
         return sorted(int(m.group(1)) for m in self._matching("checkpoints", CHECKPOINT_FILE))
 
-    def _checkpoint_path(self, round: int) -> str:
-        return self.path("checkpoints", f"round-{round:06d}.pt")
+    def _checkpoint_path(self, round_number: int) -> str:
+        return self.path("checkpoints", f"round-{round_number:06d}.pt")
 
     # -- derive stage: candidates and winner ----------------------------------------------
 
@@ -336,7 +274,7 @@ class RunDir:
             raise ValueError(f"k must be at least 1, got {k}")
         self.check()
         candidates = self.read_candidates()
-        ranked = _rank_candidates(candidates) if candidates is not None else self.rank_rewards()
+        ranked = rank_candidates(candidates) if candidates is not None else self.rank_rewards()
         return ranked.head(k).reset_index(drop=True) if k is not None else ranked
 
     def genotype_at_rank(self, rank: int) -> Genotype:
@@ -418,7 +356,7 @@ class RunDir:
         try:
             plan = json.loads(self._read_bytes(path))
         except ValueError as err:
-            raise self._error(f"malformed JSON: {_first_line(err)}", path) from None
+            raise self._error(f"malformed JSON: {first_line(err)}", path) from None
         if not isinstance(plan, dict):
             raise self._error(f"expected an object, got {type(plan).__name__}", path)
         return plan
@@ -463,7 +401,7 @@ class RunDir:
         try:
             return pq.read_table(path, filesystem=self.fs, columns=columns)
         except (pa.ArrowException, OSError) as err:
-            raise self._error(f"corrupt Parquet file: {_first_line(err)}", path) from None
+            raise self._error(f"corrupt Parquet file: {first_line(err)}", path) from None
 
     def _write_bytes(self, path: str, data: bytes) -> None:
         with atomic_output(self.fs, path) as stream:
@@ -474,99 +412,3 @@ class RunDir:
             return table_from_frame(frame, schema)
         except ValueError as err:
             raise self._error(f"{what}: {err}") from None
-
-
-def open_filesystem(out: str) -> tuple[pafs.FileSystem, str]:
-    """(filesystem, path) of a local path or a filesystem URI: pyarrow's own schemes (file, s3,
-    gs, hdfs, ...) first, then any protocol of an installed fsspec implementation (memory, az, ...)."""
-    if "://" not in out:
-        return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(out))
-    try:
-        return pafs.FileSystem.from_uri(out)
-    except (pa.ArrowException, OSError) as err:
-        reason = _first_line(err)
-    try:
-        import fsspec  # optional: pyarrow alone covers the usual stores
-        fs, path = fsspec.core.url_to_fs(out)
-    except (ImportError, ValueError, OSError):
-        raise RunDirError(f"{out}: unsupported location: {reason}") from None
-    return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), path
-
-
-@contextmanager
-def atomic_output(fs: pafs.FileSystem, path: str) -> Iterator[pa.NativeFile]:
-    """A stream whose content appears at ``path`` only when the block ends without an error:
-    it is written to a hidden temporary name in the same folder, then renamed over ``path``."""
-    folder, name = path.rsplit("/", 1)
-    temporary = f"{folder}/{TEMPORARY_PREFIX}{name}.{uuid.uuid4().hex[:12]}.tmp"
-    try:
-        with fs.open_output_stream(temporary) as stream:
-            yield stream
-        fs.move(temporary, path)
-    except BaseException:
-        if fs.get_file_info(temporary).type != pafs.FileType.NotFound:
-            fs.delete_file(temporary)
-        raise
-
-
-def write_file_atomic(target: Union[str, os.PathLike], data: bytes) -> None:
-    """Write ``data`` to a local path or URI; an existing file is replaced only on success."""
-    fs, path = open_filesystem(str(target))
-    if fs.get_file_info(path).type == pafs.FileType.Directory:
-        raise RunDirError(f"{target}: is a directory")
-    folder = path.rsplit("/", 1)[0] or "/"
-    # Object stores have no folders to check; a local one must exist (we do not guess and make it).
-    if isinstance(fs, pafs.LocalFileSystem) and fs.get_file_info(folder).type != pafs.FileType.Directory:
-        raise RunDirError(f"{target}: cannot write: folder {folder} does not exist")
-    try:
-        with atomic_output(fs, path) as stream:
-            stream.write(data)
-    except OSError as err:
-        raise RunDirError(f"{target}: cannot write: {_first_line(err)}") from None
-
-
-def table_from_frame(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
-    """``frame``'s columns as ``schema`` says, in its order; missing, unknown or unconvertible
-    columns raise ValueError naming them. Floats keep NaN as NaN (not null); timestamps are
-    floored to microseconds in UTC (naive ones are taken as UTC)."""
-    missing = [name for name in schema.names if name not in frame.columns]
-    if missing:
-        raise ValueError(f"missing columns: {', '.join(missing)}")
-    unknown = [str(name) for name in frame.columns if name not in schema.names]
-    if unknown:
-        raise ValueError(f"unknown columns: {', '.join(unknown)} (add them to the schema first)")
-    arrays = []
-    for field in schema:
-        column = frame[field.name]
-        if pa.types.is_timestamp(field.type):
-            column = pd.to_datetime(column, utc=True).dt.floor("us")
-        try:
-            arrays.append(pa.array(column, type=field.type, from_pandas=not pa.types.is_floating(field.type)))
-        except (pa.ArrowException, TypeError, ValueError) as err:
-            raise ValueError(f"column {field.name!r} is not {field.type}: {_first_line(err)}") from None
-    return pa.Table.from_arrays(arrays, schema=schema)
-
-
-def _rank_candidates(candidates: pd.DataFrame) -> pd.DataFrame:
-    ranked = candidates.rename(columns={"search_count": "count"})
-    return ranked[TOP_K_COLUMNS + ["val_accuracy", "val_loss", "search_mean_reward", "params"]]
-
-
-def _check_loadable(value: Any, where: str) -> None:
-    """Refuse, naming the key, what ``torch.load(weights_only=True)`` would not load back."""
-    kind = type(value)
-    if kind in (dict, OrderedDict):
-        for key, item in value.items():
-            _check_loadable(key, f"{where} key {key!r}")
-            _check_loadable(item, f"{where}[{key!r}]")
-    elif kind in (list, tuple, set):
-        for index, item in enumerate(value):
-            _check_loadable(item, f"{where}[{index}]")
-    elif kind not in _CHECKPOINT_LEAVES:
-        raise TypeError(f"{where}: {kind.__module__}.{kind.__qualname__} cannot be loaded with "
-                        "weights_only=True; convert it to a tensor or a Python number/list")
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__

@@ -1,0 +1,44 @@
+"""What every benchmark script shares: Ray's environment, where results go, writing them, and timing.
+
+Import it before Ray: it sets Ray's environment variables (loopback-only nodes, no usage stats)
+and puts the checkout on ``sys.path``, so a script runs from a checkout, installed or not.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional
+
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def write_result(path: Path, document: Dict[str, Any], indent: int = 2) -> None:
+    """``document`` as JSON at ``path``, written to a temporary file and renamed (a reader never sees half)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(handle, "w") as out:
+        out.write(json.dumps(document, indent=indent, default=float) + "\n")
+    os.chmod(temporary, 0o644)  # mkstemp makes it private; a results file is for everyone to read
+    os.replace(temporary, path)
+
+
+def show_result(document: Dict[str, Any]) -> None:
+    """Print a result without its machine description."""
+    print(json.dumps({k: v for k, v in document.items() if k != "machine"}, indent=2, default=float))
+
+
+def timed(run: Callable[[], Any], warm_up: Optional[Callable[[], Any]] = None) -> float:
+    """Seconds one call of ``run`` takes, after one untimed call of ``warm_up``."""
+    if warm_up is not None:
+        warm_up()
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start

@@ -1,0 +1,101 @@
+"""The columns of the run directory's Parquet files (DESIGN.md) and the conversion of a frame to them."""
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow as pa
+
+from searchspace import DECISION_NAMES
+from searchspace.cli import first_line
+
+OPS = [pa.field(name, pa.string()) for name in DECISION_NAMES]
+
+# DESIGN.md's columns in its order; ``attempts`` and ``note`` are ours (DESIGN allows added columns):
+# how many evaluations a reward took, > 1 when a worker died and the reward was computed again
+# elsewhere, and what happened (lost workers, errors), empty when nothing did.
+REWARD_SCHEMA = pa.schema([
+    pa.field("run_id", pa.string()),
+    pa.field("round", pa.int32()),
+    pa.field("sample", pa.int32()),
+    pa.field("worker", pa.int32()),
+    pa.field("genotype", pa.string()),
+    *OPS,
+    *[pa.field(name, pa.float64()) for name in (
+        "reward", "val_accuracy", "val_loss", "log_prob", "entropy", "baseline", "advantage")],
+    pa.field("params", pa.int64()),
+    pa.field("status", pa.string()),
+    pa.field("wall_time_s", pa.float64()),
+    pa.field("timestamp", pa.timestamp("us", tz="UTC")),
+    pa.field("attempts", pa.int32()),
+    pa.field("note", pa.string()),
+])
+
+CANDIDATE_SOURCES = ("mean_reward", "greedy", "sample")
+
+# The derive stage's output: ``reward`` is re-scored on the whole validation set.
+CANDIDATE_SCHEMA = pa.schema([
+    pa.field("rank", pa.int32()),
+    pa.field("genotype", pa.string()),
+    *OPS,
+    pa.field("reward", pa.float64()),
+    pa.field("val_accuracy", pa.float64()),
+    pa.field("val_loss", pa.float64()),
+    pa.field("search_mean_reward", pa.float64()),
+    pa.field("search_count", pa.int64()),
+    pa.field("source", pa.string()),
+    pa.field("params", pa.int64()),
+])
+
+RETRAIN_KINDS = ("candidate", "baseline")
+
+# Stage 2 (stage2/retrain.py): one row per (model, seed) trial of stand-alone training.
+# ``name`` is "rank-R" for the search's rank-R genotype, the KNOWN name for a baseline;
+# ``epochs`` counts the epochs the trial trained (fewer than asked when ASHA stopped it);
+# ``latency_ms`` is per image at batch 1. Figures of a trial that did not finish are null/NaN.
+RETRAIN_SCHEMA = pa.schema([
+    pa.field("genotype", pa.string()),
+    *OPS,
+    pa.field("kind", pa.string()),
+    pa.field("name", pa.string()),
+    pa.field("search_rank", pa.int32()),
+    pa.field("seed", pa.int32()),
+    pa.field("epochs", pa.int32()),
+    *[pa.field(name, pa.float64()) for name in ("test_accuracy", "test_loss", "val_accuracy", "val_loss")],
+    pa.field("params", pa.int64()),
+    pa.field("macs", pa.int64()),
+    pa.field("latency_ms", pa.float64()),
+    pa.field("latency_ms_batch64", pa.float64()),
+    pa.field("wall_time_s", pa.float64()),
+    pa.field("status", pa.string()),
+    pa.field("error", pa.string()),
+])
+
+# Columns every top-k table starts with, whichever file it was ranked from.
+TOP_K_COLUMNS = ["rank", "genotype", *DECISION_NAMES, "reward", "count", "source"]
+
+
+def table_from_frame(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
+    """``frame``'s columns as ``schema`` says, in its order; missing, unknown or unconvertible
+    columns raise ValueError naming them. Floats keep NaN as NaN (not null); timestamps are
+    floored to microseconds in UTC (naive ones are taken as UTC)."""
+    missing = [name for name in schema.names if name not in frame.columns]
+    if missing:
+        raise ValueError(f"missing columns: {', '.join(missing)}")
+    unknown = [str(name) for name in frame.columns if name not in schema.names]
+    if unknown:
+        raise ValueError(f"unknown columns: {', '.join(unknown)} (add them to the schema first)")
+    arrays = []
+    for field in schema:
+        column = frame[field.name]
+        if pa.types.is_timestamp(field.type):
+            column = pd.to_datetime(column, utc=True).dt.floor("us")
+        try:
+            arrays.append(pa.array(column, type=field.type, from_pandas=not pa.types.is_floating(field.type)))
+        except (pa.ArrowException, TypeError, ValueError) as err:
+            raise ValueError(f"column {field.name!r} is not {field.type}: {first_line(err)}") from None
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def rank_candidates(candidates: pd.DataFrame) -> pd.DataFrame:
+    """candidates.parquet as a top-k table: :data:`TOP_K_COLUMNS`, then what the derive stage adds."""
+    ranked = candidates.rename(columns={"search_count": "count"})
+    return ranked[TOP_K_COLUMNS + ["val_accuracy", "val_loss", "search_mean_reward", "params"]]

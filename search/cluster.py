@@ -1,0 +1,22 @@
+"""Joining the Ray cluster of a search or a stage 2, or starting a local Ray instance."""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import ray
+
+
+def connect(address: Optional[str], *, namespace: Optional[str] = None, log_to_driver: bool = True) -> bool:
+    """Join the cluster at ``address`` (or RAY_ADDRESS); without one, start a local Ray instance.
+
+    A Ray already initialised in this process is kept. Returns True when Ray is local (no address).
+    """
+    address = address or os.environ.get("RAY_ADDRESS")
+    if not ray.is_initialized():
+        options = dict(namespace=namespace, include_dashboard=False, log_to_driver=log_to_driver)
+        if address:
+            ray.init(address=address, configure_logging=False, **options)
+        else:
+            ray.init(**options)
+    return address is None

@@ -1,0 +1,47 @@
+"""The derive stage: the search's best genotypes re-scored on the whole validation set, the winner written."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Dict
+
+import pandas as pd
+import ray
+
+from evaluator.pool import WorkerPool
+from evaluator.worker import RewardTask
+from rundir import RunDir
+from search.config import SearchConfig
+from searchspace import from_key
+
+
+def derive(config: SearchConfig, run_id: str, shared: Dict[str, Any], service, pool: WorkerPool,
+           rundir: RunDir) -> None:
+    """Re-score the best genotypes on the whole validation set; write candidates.parquet and winner.json."""
+    by_mean = rundir.rank_rewards().head(config.derive_top)
+    status = ray.get(service.status.remote())
+    fresh = ray.get(service.propose.remote(config.derive_samples))["genotypes"]
+    sources: Dict[str, str] = {}
+    for key in by_mean["genotype"]:
+        sources.setdefault(key, "mean_reward")
+    sources.setdefault(status["greedy"], "greedy")
+    for key in fresh:
+        sources.setdefault(key, "sample")
+    keys = list(sources)
+    results = pool.score(shared["weights"], [RewardTask(i, key, -1) for i, key in enumerate(keys)])
+    log_rewards = rundir.read_rewards()
+    rows = []
+    for key, result in zip(keys, results):
+        seen = log_rewards[(log_rewards["genotype"] == key) & (log_rewards["status"] == "ok")]["val_accuracy"]
+        g = from_key(key)
+        rows.append({"genotype": key, **g.ops, "reward": result.reward, "val_accuracy": result.val_accuracy,
+                     "val_loss": result.val_loss, "search_mean_reward": float(seen.mean()) if len(seen) else float("nan"),
+                     "search_count": int(len(seen)), "source": sources[key], "params": result.params})
+    rows.sort(key=lambda r: (-r["reward"], r["genotype"]))
+    for rank, row in enumerate(rows, start=1):
+        row["rank"] = rank
+    rundir.write_candidates(pd.DataFrame(rows))
+    top = rows[0]
+    rundir.write_winner(from_key(top["genotype"]).with_metadata(
+        run_id=run_id, rank=1, reward=top["reward"], val_accuracy=top["val_accuracy"], source=top["source"],
+        search_mean_reward=top["search_mean_reward"], params=top["params"], rounds=config.rounds,
+        written=datetime.now(timezone.utc).isoformat(timespec="seconds")))
