@@ -4,13 +4,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 
+from evaluator.data.registry import DEFAULT_DATASET
 from evaluator.training import SharedTrainingConfig
 from searchspace import GATE_BIAS
 
 
 @dataclass
 class EvaluatorConfig:
-    dataset: str = "cluttered-digits"
+    dataset: str = DEFAULT_DATASET
     data_dir: Optional[str] = None
     download: bool = False
     dataset_options: Dict[str, Any] = field(default_factory=dict)  # the dataset's own settings (sizes, ...)

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
-from evaluator.data import DatasetSplits, load_dataset
+from evaluator.data import DEFAULT_DATASET, DatasetSplits, load_dataset
 from evaluator.models import AttentionSpec, build_model, count_parameters
 from searchspace import GATE_BIAS, resolve
 
@@ -55,7 +55,7 @@ class StandaloneConfig:
     label_smoothing: float = 0.0
     channels_last: bool = True
     seed: int = 0
-    dataset: str = "cluttered-digits"
+    dataset: str = DEFAULT_DATASET
     data_dir: Optional[str] = None
     download: bool = False
     data_seed: int = 0

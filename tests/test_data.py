@@ -285,8 +285,8 @@ def test_fake_data_holds_val_out_of_train_and_is_fixed_by_seed():
 
 
 def test_registry_finds_every_dataset_and_refuses_unknown_names_and_options(tmp_path):
-    assert set(DATASETS.names()) == {"cluttered-digits", "cifar10", "cifar100", "imagefolder", "fake"}
-    assert load_dataset(data_dir=str(tmp_path), **SMALL).name == "cluttered-digits"  # the default
+    assert set(DATASETS.names()) == {"cluttered-digits", "cifar10", "cifar100", "imagefolder", "fake", "styled-glyphs"}
+    assert load_dataset(data_dir=str(tmp_path), **SMALL).name == "styled-glyphs"  # the default
     with pytest.raises(DatasetError, match="valid datasets: cluttered-digits"):
         load_dataset("mnist")
     with pytest.raises(DatasetError, match="'colour'.*valid options: train_size"):

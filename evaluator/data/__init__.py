@@ -3,7 +3,9 @@
 ``load_dataset(name, data_dir, download=..., seed=..., **options)`` gives a ``DatasetSplits``:
 ``train``, ``val`` (held out of the training data, for rewards) and ``test`` (final evaluation only).
 
-- ``cluttered-digits`` (default, offline): scikit-learn's bundled 8x8 digits rendered into cluttered
+- ``styled-glyphs`` (default, offline): glyphs from matplotlib's fonts in clutter, each image with
+  its own contrast and coloured noise, 32 classes; deterministic by seed, cached by its parameters.
+- ``cluttered-digits`` (offline): scikit-learn's bundled 8x8 digits rendered into cluttered
   32x32 RGB canvases, deterministic by seed and cached by its generation parameters.
 - ``cifar10``, ``cifar100``: torchvision's CIFAR files under ``data_dir``, downloaded only on request.
 - ``imagefolder``: ``data_dir/train/<class>/*`` and ``data_dir/val/<class>/*``, ImageNet style.
@@ -14,13 +16,13 @@ tensors, with augmentation done on the whole batch, which on a CPU is far faster
 with per-item transforms. The others are torchvision datasets batched by a DataLoader.
 
 Modules, in the order the data flows: ``registry`` (names to builders, ``load_dataset``), one module
-per dataset that registers itself (``cluttered_digits``, ``torchvision_sets``), ``splits``
+per dataset that registers itself (``styled_glyphs``, ``cluttered_digits``, ``torchvision_sets``), ``splits``
 (``DatasetSplits``, held-out splits), ``tensors`` (in-memory images, augmentation), ``batches``,
 and below them ``cache`` (generated arrays on disk), ``seeds`` and ``errors``.
 A new dataset is one more module that registers its builder with ``@DATASETS.register(name)``,
 imported once below.
 """
-from evaluator.data import cluttered_digits, torchvision_sets  # noqa: F401  (register the datasets)
+from evaluator.data import cluttered_digits, styled_glyphs, torchvision_sets  # noqa: F401  (register the datasets)
 from evaluator.data.batches import Batch, Batches, LoaderBatches, TensorBatches
 from evaluator.data.cluttered_digits import ClutteredDigitsConfig, base_digits, generate_cluttered_digits
 from evaluator.data.errors import DatasetError, default_cache_dir

@@ -15,7 +15,7 @@ from evaluator.data.errors import DatasetError
 if TYPE_CHECKING:
     from evaluator.data.splits import DatasetSplits
 
-DEFAULT_DATASET = "cluttered-digits"
+DEFAULT_DATASET = "styled-glyphs"
 Builder = Callable[..., "DatasetSplits"]
 COMMON = ("data_dir", "download", "seed")  # what every builder takes besides its options
 
