@@ -1,0 +1,42 @@
+"""The arithmetic behind the benchmarks' claims: rank agreement between seeds, and a difference with its standard error."""
+from __future__ import annotations
+
+import itertools
+import math
+import statistics
+from typing import Dict, List, Sequence
+
+import pandas as pd
+from scipy import stats
+
+
+def difference(a: Sequence[float], b: Sequence[float]) -> Dict[str, float]:
+    """mean(a) - mean(b) with Welch's standard error sqrt(s_a^2/n_a + s_b^2/n_b) (independent runs).
+
+    With one value on a side its variance is unknown: the error and z are NaN, as they are for a zero error.
+    """
+    if not a or not b:
+        raise ValueError("difference needs at least one value on each side")
+    var_a = statistics.variance(a) if len(a) > 1 else math.nan
+    var_b = statistics.variance(b) if len(b) > 1 else math.nan
+    gap = statistics.mean(a) - statistics.mean(b)
+    error = math.sqrt(var_a / len(a) + var_b / len(b))
+    return {"difference": gap, "standard_error": error, "z": gap / error if error > 0 else math.nan}
+
+
+def seed_tau(table: pd.DataFrame, value: str = "test_accuracy") -> Dict[str, object]:
+    """Kendall's tau between the genotype rankings of every pair of seeds, and their mean.
+
+    ``table`` has one row per (genotype, seed). Each pair uses the genotypes measured under both
+    seeds. This is the most a supernet's ranking can agree with one seed of the ground truth.
+    """
+    wide = table.pivot_table(index="genotype", columns="seed", values=value)
+    pairs: List[Dict[str, object]] = []
+    for first, second in itertools.combinations(sorted(wide.columns), 2):
+        both = wide[[first, second]].dropna()
+        if len(both) < 3:
+            continue
+        tau = stats.kendalltau(both[first], both[second]).statistic
+        pairs.append({"seeds": [int(first), int(second)], "genotypes": len(both), "tau": float(tau)})
+    mean = statistics.mean(p["tau"] for p in pairs) if pairs else math.nan
+    return {"mean": mean, "pairs": pairs}

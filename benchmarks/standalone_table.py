@@ -1,0 +1,216 @@
+"""The stand-alone ground truth: genotypes trained from scratch at one budget, several seeds each, on Ray.
+
+Every known module plus genotypes spread over the space (evenly spaced quantiles of a supernet
+landscape with ``--landscape``, else a seeded uniform draw of canonical genotypes), each trained
+stand-alone for ``--seeds`` seeds at budget B (``--epochs`` of ``--train-size`` images). Each
+finished run is appended to the Parquet file at once, so an interrupted table resumes where it
+stopped: run the same command again.
+
+    python benchmarks/standalone_table.py                      # the table of the README (hours on 2 cores)
+    python benchmarks/standalone_table.py --quick              # 4 genotypes x 2 seeds, 1 epoch of 1,000 images
+    python benchmarks/standalone_table.py --gpus-per-trial 0.25 --epochs 30   # 4 trials share each GPU
+    python benchmarks/standalone_table.py --summary            # only rewrite the JSON from the Parquet file
+
+Writes ``benchmarks/results/standalone_table.parquet`` (one row per genotype and seed: test and
+validation accuracy and loss, final training accuracy, parameters, MACs, wall time and the budget)
+and ``standalone_table.json`` (machine, budget, timing, per-genotype means, the seed-against-seed
+Kendall tau, and the known modules against ``none``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import pandas as pd
+from tqdm import tqdm
+
+from common import RESULTS, write_result  # first: sets Ray's loopback environment and the import path
+import ray  # noqa: E402
+from evaluator.data import load_dataset
+from evaluator.standalone import StandaloneConfig, train_standalone
+from machine import describe_machine
+from searchspace import KNOWN, all_genotypes
+from measures import difference, seed_tau
+
+# Budget B: 6 epochs of the 10,000 training images at batch 64 (938 steps), lr 0.05 with cosine
+# decay: what 2 CPU cores afford for 72 runs, measured at 3 to 6 minutes a run.
+DATASET, EPOCHS, BATCH_SIZE, LR = "styled-glyphs", 6, 64, 0.05
+QUICK_DATA = {"train_size": 1000, "val_size": 200, "test_size": 200}
+
+
+def pick_genotypes(count: int, seed: int, landscape: Optional[Path]) -> List[Tuple[str, str]]:
+    """``(name, genotype key)`` pairs: the known modules (all of them unless ``count`` is small), then others.
+
+    The others sit at evenly spaced quantiles of a supernet landscape's validation accuracy when
+    one is given, else they are a seeded uniform draw of the canonical genotypes; none repeats a
+    known module.
+    """
+    known = list(KNOWN.items())[: min(len(KNOWN), max(1, count - 1))]  # a small table keeps one other genotype
+    picks = [(name, genotype.key) for name, genotype in known]
+    taken = {key for _, key in picks}
+    extra = max(0, count - len(picks))
+    if landscape is not None:
+        ranked = pd.read_parquet(landscape).query("status == 'ok'").sort_values(["val_accuracy", "genotype"])
+        ranked = ranked[~ranked["genotype"].isin(taken)].reset_index(drop=True)
+        positions = sorted({round(i * (len(ranked) - 1) / max(1, extra - 1)) for i in range(extra)})
+        others = [(f"quantile-{i:02d}", key) for i, key in enumerate(ranked["genotype"].iloc[positions])]
+    else:
+        pool = sorted(g.key for g in all_genotypes() if g.key not in taken)
+        others = [(f"random-{i:02d}", key) for i, key in enumerate(random.Random(seed).sample(pool, extra))]
+    return picks + others
+
+
+@ray.remote(max_retries=2)
+def train_one(name: str, genotype: str, seed: int, budget: Dict[str, Any], threads: int,
+              device: str) -> Dict[str, Any]:
+    """One stand-alone run in a Ray worker: its row of the table."""
+    import torch
+
+    torch.set_num_threads(threads)
+    data = load_dataset(budget["dataset"], seed=0, **budget["dataset_options"])  # read from the disk cache
+    config = StandaloneConfig(arch=budget["arch"], epochs=budget["epochs"], batch_size=budget["batch_size"],
+                              lr=budget["lr"], seed=seed, dataset=budget["dataset"],
+                              dataset_options=budget["dataset_options"], latency_repeats=2, val_every_epoch=False)
+    result = train_standalone(config, genotype, device=device, data=data)
+    metrics = {k: v for k, v in result.metrics().items() if not k.startswith("latency")}
+    return {**metrics, "name": name, "genotype": genotype, "train_accuracy": result.history[-1]["train_accuracy"],
+            "train_loss": result.history[-1]["train_loss"], **budget_row(budget)}
+
+
+def budget_row(budget: Dict[str, Any]) -> Dict[str, Any]:
+    """The budget as flat columns (dataset options as sorted JSON), the same in every row of one table."""
+    return {**{k: budget[k] for k in ("arch", "epochs", "batch_size", "lr", "dataset")},
+            "dataset_options": json.dumps(budget["dataset_options"], sort_keys=True)}
+
+
+def read_table(path: Path, budget: Dict[str, Any]) -> pd.DataFrame:
+    """The rows already measured at this budget; a table of another budget is refused (pass another --out)."""
+    if not path.exists():
+        return pd.DataFrame()
+    table = pd.read_parquet(path)
+    expected = budget_row(budget)
+    for column, value in expected.items():
+        found = set(table[column].unique())
+        if found != {value}:
+            sys.exit(f"error: {path} holds runs with {column}={sorted(map(str, found))}, not {value!r}; "
+                     f"pass --out for a table of another budget")
+    return table
+
+
+def write_table(table: pd.DataFrame, path: Path) -> None:
+    """Atomically: written beside and renamed, so an interrupted write never loses the runs before it."""
+    temporary = path.with_suffix(".parquet.tmp")
+    table.to_parquet(temporary, index=False)
+    temporary.replace(path)
+
+
+def summarise(table: pd.DataFrame) -> Dict[str, Any]:
+    """Per-genotype means, the seed-against-seed tau, and every known module against ``none`` (in points)."""
+    per_genotype = (table.groupby(["name", "genotype"])
+                    .agg(test_mean=("test_accuracy", "mean"), test_sd=("test_accuracy", "std"),
+                         val_mean=("val_accuracy", "mean"), train_mean=("train_accuracy", "mean"),
+                         seeds=("seed", "count"), params=("params", "first"), macs=("macs", "first"),
+                         wall_time_s=("wall_time_s", "mean"))
+                    .reset_index().sort_values("test_mean", ascending=False))
+    accuracy = {name: [100 * a for a in group["test_accuracy"]] for name, group in table.groupby("name")}
+    against_none = {}
+    if len(accuracy.get("none", [])) >= 2:
+        for name in KNOWN:
+            if name != "none" and len(accuracy.get(name, [])) >= 2:
+                against_none[name] = difference(accuracy[name], accuracy["none"])
+    best = max(against_none, key=lambda n: against_none[n]["difference"]) if against_none else None
+    none = per_genotype[per_genotype["name"] == "none"]
+    return {
+        "genotypes": int(per_genotype["genotype"].nunique()), "runs": len(table),
+        "seed_tau": seed_tau(table),
+        "none_test_accuracy": float(none["test_mean"].iloc[0]) if len(none) else None,
+        "none_train_minus_val_points": float(100 * (none["train_mean"] - none["val_mean"]).iloc[0]) if len(none) else None,
+        "known_against_none_points": against_none,
+        "best_known": best,
+        "targets": {
+            "best known beats none by >= 1.0 point and > 2 standard errors":
+                bool(best and against_none[best]["difference"] >= 1.0 and against_none[best]["z"] > 2),
+            "none below 97 %": bool(len(none) and none["test_mean"].iloc[0] < 0.97),
+            "seed-against-seed tau >= 0.7": bool(seed_tau(table)["mean"] >= 0.7) if len(table) else False,
+        },
+        "per_genotype": per_genotype.to_dict("records"),
+    }
+
+
+def run_table(picks: Sequence[Tuple[str, str]], seeds: int, budget: Dict[str, Any], path: Path,
+              args: argparse.Namespace) -> pd.DataFrame:
+    """Every (genotype, seed) not yet in ``path``, on Ray, rows written as each run finishes."""
+    table = read_table(path, budget)
+    done = set(zip(table.get("genotype", []), table.get("seed", [])))
+    # the known modules first, every seed, then the others seed by seed: a table cut short already
+    # answers whether attention pays, then has every genotype at its first seeds
+    known = [p for p in picks if p[0] in KNOWN]
+    others = [p for p in picks if p[0] not in KNOWN]
+    order = [(n, k, s) for n, k in known for s in range(seeds)] + [(n, k, s) for s in range(seeds) for n, k in others]
+    todo = [(name, key, seed) for name, key, seed in order if (key, seed) not in done]
+    if not todo:
+        return table
+    load_dataset(budget["dataset"], seed=0, **budget["dataset_options"])  # generate once, before the workers read it
+    ray.init(address=args.address, num_cpus=None if args.address else args.workers, include_dashboard=False)
+    device = "cuda" if args.gpus_per_trial > 0 else "cpu"
+    task = train_one.options(num_cpus=args.threads, num_gpus=args.gpus_per_trial)
+    pending = {task.remote(name, key, seed, budget, args.threads, device): (name, seed) for name, key, seed in todo}
+    with tqdm(total=len(todo), desc="stand-alone runs", unit="run") as bar:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            row = ray.get(ready[0])
+            name, seed = pending.pop(ready[0])
+            table = pd.concat([table, pd.DataFrame([row])], ignore_index=True)
+            write_table(table, path)
+            bar.update(1)
+            tqdm.write(f"{name:<12} {row['genotype']:<40} seed {seed}: test {100 * row['test_accuracy']:.2f} %")
+    ray.shutdown()
+    return table
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="4 genotypes x 2 seeds, 1 epoch on 1,000 images")
+    parser.add_argument("--genotypes", type=int, default=24, help="known modules plus spread genotypes (default 24)")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=EPOCHS)
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    parser.add_argument("--lr", type=float, default=LR)
+    parser.add_argument("--dataset", default=DATASET)
+    parser.add_argument("--dataset-options", type=json.loads, default={}, help="JSON, e.g. '{\"train_size\": 50000}'")
+    parser.add_argument("--landscape", type=Path, help="a supernet landscape Parquet to spread the genotypes over")
+    parser.add_argument("--pick-seed", type=int, default=0, help="seed of the uniform draw without a landscape")
+    parser.add_argument("--workers", type=int, default=2, help="runs at a time on a local Ray (default 2)")
+    parser.add_argument("--threads", type=int, default=1, help="CPUs (torch threads) per run")
+    parser.add_argument("--gpus-per-trial", type=float, default=0.0, help="fraction of a GPU per run (0: CPU)")
+    parser.add_argument("--address", help="an existing Ray cluster (default: start a local one)")
+    parser.add_argument("--out", type=Path, help="the Parquet file (default results/standalone_table[_quick].parquet)")
+    parser.add_argument("--summary", action="store_true", help="only summarise the Parquet file")
+    args = parser.parse_args(argv)
+    name = "standalone_table_quick" if args.quick else "standalone_table"
+    path = args.out or RESULTS / f"{name}.parquet"
+    options = {**(QUICK_DATA if args.quick else {}), **args.dataset_options}
+    budget = {"arch": "resnet20", "epochs": 1 if args.quick else args.epochs, "batch_size": args.batch_size,
+              "lr": args.lr, "dataset": args.dataset, "dataset_options": options}
+    picks = pick_genotypes(4 if args.quick else args.genotypes, args.pick_seed, args.landscape)
+    seeds = 2 if args.quick else args.seeds
+    started = time.perf_counter()
+    table = read_table(path, budget) if args.summary else run_table(picks, seeds, budget, path, args)
+    if table.empty:
+        sys.exit(f"error: {path} holds no runs yet")
+    document = {"benchmark": name, "machine": describe_machine(),
+                "budget": budget, "seeds": seeds, "planned_genotypes": [list(p) for p in picks],
+                "seconds_this_invocation": time.perf_counter() - started,
+                "run_seconds_total": float(table["wall_time_s"].sum()), **summarise(table)}
+    write_result(path.with_suffix(".json"), document)
+    print(json.dumps({k: document[k] for k in ("runs", "seed_tau", "none_test_accuracy", "best_known", "targets")},
+                     indent=2, default=float))
+
+
+if __name__ == "__main__":
+    main()
