@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +26,8 @@ from evaluator.data import load_dataset  # noqa: E402
 from evaluator.standalone import StandaloneConfig, measure_cost, seeded_model  # noqa: E402
 from machine import describe_machine  # noqa: E402
 from rundir import RunDir  # noqa: E402
-from search.loop import prepare, search  # noqa: E402
+from search.loop import search  # noqa: E402
+from search.start import prepare  # noqa: E402
 from stage2.retrain import retrain  # noqa: E402
 from stage2.settings import DEFAULT_BASELINES, Stage2Settings  # noqa: E402
 
@@ -44,6 +46,19 @@ def idle_latency(summary: list[dict], options: dict) -> None:
         cost = measure_cost(model, data, torch.device("cpu"), torch.channels_last, repeats=20)
         row["latency_ms_idle_batch1"] = cost["latency_ms_batch1"]
         row["latency_ms_idle_batch64"] = cost["latency_ms_batch64"]
+
+
+def winner_minus_baseline(summary: list[dict]) -> dict:
+    """The winner's (the best candidate's) mean test accuracy minus the best baseline's, with the
+    standard error of that difference: sqrt(s1^2/n1 + s2^2/n2) from each one's seed std and count
+    (Welch's; NaN when either has one seed)."""
+    def best(kind: str) -> dict:
+        return max((r for r in summary if r["kind"] == kind and r["seeds_ok"] > 0), key=lambda r: r["test_accuracy_mean"])
+
+    winner, baseline = best("candidate"), best("baseline")
+    variance = sum(r["test_accuracy_std"] ** 2 / r["seeds_ok"] for r in (winner, baseline))
+    return {"best_baseline": baseline["name"], "difference": winner["test_accuracy_mean"] - baseline["test_accuracy_mean"],
+            "standard_error": math.sqrt(variance) if math.isfinite(variance) else math.nan}
 
 
 def main() -> None:
@@ -73,7 +88,7 @@ def main() -> None:
     summary = outcome.summary.to_dict("records")
     idle_latency(summary, QUICK["evaluator.dataset_options"] if args.quick else {})
     winner = outcome.winner.metadata
-    best_baseline = max((r for r in summary if r["kind"] == "baseline"), key=lambda r: r["test_accuracy_mean"])
+    margin = winner_minus_baseline(summary)
     result = {
         "benchmark": name, "machine": describe_machine(),
         "settings": {"search": "default.yaml" + (" with " + json.dumps(QUICK) if args.quick else ""),
@@ -81,8 +96,9 @@ def main() -> None:
                      "lr": args.lr, "baselines": BASELINES},
         "seconds": {"search": searched - start, "stage2": time.perf_counter() - searched},
         "winner": outcome.winner.key, "winner_metadata": winner, "models": summary,
-        "best_baseline": best_baseline["name"],
-        "winner_minus_best_baseline": winner["test_accuracy_mean"] - best_baseline["test_accuracy_mean"],
+        "best_baseline": margin["best_baseline"],
+        "winner_minus_best_baseline": margin["difference"],
+        "winner_minus_best_baseline_se": margin["standard_error"],
         "target": "the winner at least matches the best baseline",
     }
     write_result(RESULTS / f"{name}.json", result)

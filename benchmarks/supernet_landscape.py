@@ -35,7 +35,8 @@ from machine import describe_machine  # noqa: E402
 from rundir import RunDir  # noqa: E402
 from search.cluster import connect  # noqa: E402
 from search.config import SearchConfig, build  # noqa: E402
-from search.loop import prepare, search  # noqa: E402
+from search.loop import search  # noqa: E402
+from search.start import prepare  # noqa: E402
 from searchspace import DECISION_NAMES, all_genotypes  # noqa: E402
 
 

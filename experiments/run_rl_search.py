@@ -9,7 +9,7 @@ import logging
 import sys
 
 from search.config import POLICIES
-from search.loop import run_from_command_line
+from search.start import run_from_command_line
 from searchspace.cli import ArgumentParser, user_errors_exit_2
 
 

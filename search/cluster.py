@@ -1,6 +1,7 @@
 """Joining the Ray cluster of a search or a stage 2, or starting a local Ray instance."""
 from __future__ import annotations
 
+import logging
 import os
 from typing import Optional
 
@@ -14,7 +15,10 @@ def connect(address: Optional[str], *, namespace: Optional[str] = None, log_to_d
     """
     address = address or os.environ.get("RAY_ADDRESS")
     if not ray.is_initialized():
-        options = dict(namespace=namespace, include_dashboard=False, log_to_driver=log_to_driver)
+        # Ray's own INFO and WARNING lines (a local instance started, token authentication) would
+        # come before a command's one-line error; its errors still show.
+        options = dict(namespace=namespace, include_dashboard=False, log_to_driver=log_to_driver,
+                       logging_level=logging.ERROR)
         if address:
             ray.init(address=address, configure_logging=False, **options)
         else:

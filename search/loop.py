@@ -1,12 +1,10 @@
 """The search loop: shared-weight training, sampling, rewards, the controller update, the log, checkpoints."""
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
-import pandas as pd
 import ray
 import torch
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -18,9 +16,9 @@ from evaluator.data import shard_seed
 from evaluator.pool import WorkerPool
 from evaluator.training import learning_rate
 from evaluator.worker import RewardResult, RewardTask, TrainTask, merge
-from rundir import RunDir, RunDirError
+from rundir import RunDir
 from search.cluster import connect
-from search.config import SearchConfig, build, load_config, set_dotted, to_dict
+from search.config import SearchConfig
 from search.derive import derive
 from searchspace import from_key
 
@@ -28,42 +26,6 @@ from searchspace import from_key
 def run_id_of(config: SearchConfig) -> str:
     """The run's id: the config's, else the name of its out directory."""
     return config.run_id or PurePosixPath(config.out.rstrip("/")).name or "run"
-
-
-# What may change when a run is resumed: its budget and where it runs, not what its results depend on.
-RESUMABLE = ("rounds", "ray_address", "evaluator.num_gpus", "evaluator.num_cpus")
-
-
-def prepare(config_path: Optional[str], overrides: Dict[str, Any], resume: bool) -> tuple[SearchConfig, RunDir]:
-    """The config and the run directory: a new run (never over an existing one) or the one to resume."""
-    config = load_config(config_path, overrides)
-    if config.out is None:
-        if resume:
-            raise RunDirError("--resume needs --out DIR: the run directory to continue")
-        config = replace(config, out=f"runs/search-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}")
-    rundir = RunDir(config.out)
-    if not resume:
-        if rundir.exists() and rundir.rounds():
-            raise RunDirError(f"{config.out} already holds a run; use --resume to continue it, or another --out")
-        if config.run_id is None:
-            config = replace(config, run_id=run_id_of(config))
-        rundir.create(to_dict(config))
-        return config, rundir
-    if not rundir.exists():
-        raise RunDirError(f"{config.out}: nothing to resume (no run directory); drop --resume to start a run")
-    saved = rundir.read_config()
-    for dotted in RESUMABLE:
-        if overrides.get(dotted) is not None:
-            set_dotted(saved, dotted, overrides[dotted])
-    return build(SearchConfig, saved), rundir
-
-
-def run_from_command_line(config_path: Optional[str], overrides: Dict[str, Any], resume: bool,
-                          progress: bool = True) -> tuple[RunDir, pd.DataFrame]:
-    """What ``experiments/run_rl_search.py`` does: the search, then the run's top-5."""
-    config, rundir = prepare(config_path, overrides, resume)
-    search(config, rundir, progress=progress)
-    return rundir, rundir.top_k(5)
 
 
 def controller_settings(config: SearchConfig) -> ControllerConfig:
@@ -127,7 +89,7 @@ def run_round(config: SearchConfig, run_id: str, round_number: int, shared: Dict
 
 def reward_rows(run_id: str, round_number: int, proposal: Dict[str, Any], results: List[RewardResult],
                 stats: Dict[str, Any], events: List[str]) -> List[Dict[str, Any]]:
-    """One row per sample, DESIGN.md's columns plus ``attempts`` and ``note``."""
+    """One row per sample, docs/formats.md's columns plus ``attempts`` and ``note``."""
     now = datetime.now(timezone.utc)
     rows = []
     for i, result in enumerate(results):

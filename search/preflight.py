@@ -1,0 +1,146 @@
+"""Checks of a search's whole input before anything is written: settings, run directory, cluster, resources.
+
+Each check raises a :class:`search.config.ConfigError` (a ``ValueError``, so the scripts print it as
+one ``error:`` line and exit 2) naming the bad key or value and what is accepted.
+"""
+from __future__ import annotations
+
+import math
+import os
+import socket
+import sys
+import time
+from typing import Callable, Dict, Mapping, Optional
+
+from controller.presets import PRESETS, from_dict as controller_config
+from evaluator.data import DATASETS
+from evaluator.models import ARCHS
+from search.config import ConfigError, SearchConfig
+from searchspace import COMBINE_RULES
+from searchspace.cli import first_line
+
+ADDRESS_TIMEOUT_S = 5.0  # a Ray address that does not answer a TCP connect within this is unreachable
+RESOURCE_WAIT_S = 900.0  # how long a joined cluster may take to grow (its autoscaler) before we give up
+RESOURCE_POLL_S = 5.0
+
+
+def check_settings(config: SearchConfig) -> None:
+    """Every setting the workers and the controller will use, checked on the driver before the run starts."""
+    if config.controller_preset not in PRESETS:
+        raise ConfigError(f"controller_preset: unknown preset {config.controller_preset!r}; "
+                          f"valid: {', '.join(PRESETS)}")
+    try:
+        controller_config(config.controller, base=PRESETS[config.controller_preset])
+    except KeyError as err:
+        raise ConfigError(f"controller: {err.args[0]}") from None
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"controller: {first_line(err)}") from None
+    check_evaluator(config)
+
+
+def check_evaluator(config: SearchConfig) -> None:
+    """The evaluator's dataset (name, options, data folder), network and resources."""
+    evaluator = config.evaluator
+    if evaluator.dataset not in DATASETS:
+        raise ConfigError(f"evaluator.dataset: unknown dataset {evaluator.dataset!r}; "
+                          f"valid: {', '.join(DATASETS.names())}")
+    accepted = DATASETS.options(evaluator.dataset)
+    unknown = sorted(set(evaluator.dataset_options) - set(accepted))
+    if unknown:
+        raise ConfigError(f"evaluator.dataset_options: dataset {evaluator.dataset!r} has no option "
+                          f"{unknown[0]!r}; valid: {', '.join(accepted) or 'none'}")
+    if evaluator.data_dir is not None and os.path.exists(evaluator.data_dir) and not os.path.isdir(evaluator.data_dir):
+        raise ConfigError(f"evaluator.data_dir: {evaluator.data_dir} is a file, not a folder")
+    if evaluator.arch not in ARCHS:
+        raise ConfigError(f"evaluator.arch: unknown arch {evaluator.arch!r}; valid: {', '.join(ARCHS)}")
+    if evaluator.combine not in COMBINE_RULES:
+        raise ConfigError(f"evaluator.combine: unknown rule {evaluator.combine!r}; valid: {', '.join(COMBINE_RULES)}")
+    if not math.isfinite(evaluator.gate_bias):
+        raise ConfigError(f"evaluator.gate_bias: must be a finite number, got {evaluator.gate_bias}")
+    for name in ("reduction", "val_batch_size"):
+        if getattr(evaluator, name) < 1:
+            raise ConfigError(f"evaluator.{name}: must be at least 1, got {getattr(evaluator, name)}")
+    if evaluator.training.batch_size < 1:
+        raise ConfigError(f"evaluator.training.batch_size: must be at least 1, got {evaluator.training.batch_size}")
+    for name in ("num_cpus", "num_gpus"):
+        value = getattr(evaluator, name)
+        if not math.isfinite(value) or value < 0:
+            raise ConfigError(f"evaluator.{name}: must be a number >= 0, got {value}")
+
+
+def check_out(out: str) -> None:
+    """``--out`` must be a folder or not exist yet; a local path under a file cannot be made."""
+    if "://" in out:
+        return
+    path = os.path.abspath(os.path.expanduser(out))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ConfigError(f"out: {out} is a file, not a run directory")
+    parent = path
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ConfigError(f"out: cannot make {out}: {parent} is a file")
+    if not os.access(parent, os.W_OK | os.X_OK) and not os.path.isdir(path):
+        raise ConfigError(f"out: cannot make {out}: {parent} is not writable")
+
+
+def check_writable(out: str) -> None:
+    """A local run directory to resume must let us write its log and checkpoints."""
+    if "://" in out:
+        return
+    root = os.path.abspath(os.path.expanduser(out))
+    for folder in (root, os.path.join(root, "rewards"), os.path.join(root, "checkpoints")):
+        if os.path.isdir(folder) and not os.access(folder, os.W_OK | os.X_OK):
+            raise ConfigError(f"out: {out}: cannot resume: {folder} is not writable")
+
+
+def check_address(address: Optional[str]) -> None:
+    """A ``host:port`` Ray address must accept a connection within seconds (ray.init would wait for minutes)."""
+    if not address or address in ("auto", "local"):
+        return
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not port.isdigit():
+        raise ConfigError(f"ray_address: expected host:port, got {address!r}")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=ADDRESS_TIMEOUT_S):
+            pass
+    except OSError as err:
+        raise ConfigError(f"ray_address: no Ray cluster reachable at {address} ({err.strerror or first_line(err)})") from None
+
+
+def shortfall(asked: Mapping[str, float], there: Mapping[str, float]) -> Dict[str, tuple[float, float]]:
+    """The resources of ``asked`` the cluster lacks: {name: (asked, there)}."""
+    return {name: (amount, float(there.get(name, 0.0))) for name, amount in asked.items()
+            if amount > 0 and amount > float(there.get(name, 0.0)) + 1e-9}
+
+
+def asked_resources(config: SearchConfig) -> Dict[str, float]:
+    """What the evaluator actors need together (the controller service takes no CPU)."""
+    return {"CPU": config.workers * config.evaluator.num_cpus, "GPU": config.workers * config.evaluator.num_gpus}
+
+
+def describe(missing: Mapping[str, tuple[float, float]], config: SearchConfig) -> str:
+    parts = [f"{asked:g} {name} ({config.workers} workers x {getattr(config.evaluator, 'num_' + name.lower() + 's'):g})"
+             f" but the cluster has {there:g}" for name, (asked, there) in missing.items()]
+    return "; ".join(parts)
+
+
+def check_resources(config: SearchConfig, local: bool, cluster_resources: Callable[[], Mapping[str, float]],
+                    sleep: Callable[[float], None] = time.sleep, wait_s: float = RESOURCE_WAIT_S) -> None:
+    """The evaluator actors must fit the cluster. A local Ray never grows: a shortfall fails at once,
+    naming what is there. A joined cluster may grow (its autoscaler): say that we wait, up to ``wait_s``."""
+    asked = asked_resources(config)
+    missing = shortfall(asked, cluster_resources())
+    if not missing:
+        return
+    hint = "lower --workers, --cpus-per-worker or --gpus-per-worker"
+    if local:
+        raise ConfigError(f"resources: asked {describe(missing, config)}; {hint}")
+    print(f"waiting for the autoscaler: asked {describe(missing, config)} (up to {wait_s:.0f} s)", file=sys.stderr)
+    waited = 0.0
+    while missing and waited < wait_s:
+        sleep(RESOURCE_POLL_S)
+        waited += RESOURCE_POLL_S
+        missing = shortfall(asked, cluster_resources())
+    if missing:
+        raise ConfigError(f"resources: asked {describe(missing, config)} after waiting {waited:.0f} s; {hint}")
