@@ -1,0 +1,94 @@
+"""The stand-alone table's own logic: which genotypes it trains, its resume rule, and its summary arithmetic."""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import measures  # noqa: E402
+import standalone_table  # noqa: E402
+from searchspace import KNOWN, from_key  # noqa: E402
+
+
+def test_difference_is_the_mean_gap_with_welchs_standard_error():
+    result = measures.difference([1.0, 2.0, 3.0], [0.0, 0.0, 0.0])
+    assert result["difference"] == pytest.approx(2.0)
+    assert result["standard_error"] == pytest.approx(math.sqrt(1 / 3))  # var(a) = 1, var(b) = 0, n = 3
+    assert result["z"] == pytest.approx(2.0 / math.sqrt(1 / 3))
+    one = measures.difference([1.0], [0.0, 1.0])
+    assert one["difference"] == pytest.approx(0.5) and math.isnan(one["standard_error"])
+
+
+def test_seed_tau_on_known_permutations():
+    rows = []
+    for seed, accuracies in enumerate([[1, 2, 3, 4], [1, 2, 4, 3], [4, 3, 2, 1]]):
+        rows += [{"genotype": f"g{i}", "seed": seed, "test_accuracy": a} for i, a in enumerate(accuracies)]
+    tau = measures.seed_tau(pd.DataFrame(rows))
+    by_pair = {tuple(p["seeds"]): p["tau"] for p in tau["pairs"]}
+    assert by_pair[(0, 1)] == pytest.approx(4 / 6)  # one discordant pair of six
+    assert by_pair[(0, 2)] == pytest.approx(-1.0)
+    assert by_pair[(1, 2)] == pytest.approx(-4 / 6)
+    assert tau["mean"] == pytest.approx(-1 / 3)
+
+
+def test_known_modules_come_first_then_distinct_canonical_genotypes():
+    picks = standalone_table.pick_genotypes(24, seed=0, landscape=None)
+    assert len(picks) == 24 and len({key for _, key in picks}) == 24
+    assert [name for name, _ in picks[: len(KNOWN)]] == list(KNOWN)
+    for _, key in picks[len(KNOWN):]:
+        assert from_key(key).key == key  # canonical
+    assert picks == standalone_table.pick_genotypes(24, seed=0, landscape=None)  # seeded
+    assert picks != standalone_table.pick_genotypes(24, seed=1, landscape=None)
+    small = standalone_table.pick_genotypes(4, seed=0, landscape=None)
+    assert [name for name, _ in small[:3]] == list(KNOWN)[:3] and len(small) == 4
+
+
+def test_genotypes_spread_over_a_landscape_skip_known_and_failed_ones(tmp_path):
+    keys = sorted(g.key for g in map(from_key, ["gap|eca|none|none", "gmp|eca|none|none", "gem|eca|none|none",
+                                                   "lse|eca|none|none", "gap|fc_relu_fc|none|none"]))
+    table = pd.DataFrame({"genotype": keys, "val_accuracy": [0.1, 0.2, 0.3, 0.4, 0.5],
+                          "status": ["ok", "ok", "nan", "ok", "ok"]})
+    path = tmp_path / "landscape.parquet"
+    table.to_parquet(path)
+    picks = standalone_table.pick_genotypes(len(KNOWN) + 2, seed=0, landscape=path)
+    others = [key for name, key in picks if name.startswith("quantile")]
+    known = {g.key for g in KNOWN.values()}
+    eligible = [k for k, s in zip(keys, table["status"]) if s == "ok" and k not in known]
+    assert others == [eligible[0], eligible[-1]]  # the lowest and the highest
+
+
+def row(name: str, seed: int, accuracy: float, budget: dict) -> dict:
+    return {"name": name, "genotype": KNOWN[name].key, "seed": seed, "test_accuracy": accuracy,
+            "val_accuracy": accuracy, "train_accuracy": accuracy + 0.05, "params": 1, "macs": 1,
+            "wall_time_s": 1.0, **standalone_table.budget_row(budget)}
+
+
+BUDGET = {"arch": "resnet20", "epochs": 6, "batch_size": 64, "lr": 0.05, "dataset": "styled-glyphs",
+          "dataset_options": {}}
+
+
+def test_a_table_of_another_budget_is_refused_and_one_of_the_same_is_resumed(tmp_path):
+    path = tmp_path / "table.parquet"
+    standalone_table.write_table(pd.DataFrame([row("none", 0, 0.5, BUDGET)]), path)
+    assert len(standalone_table.read_table(path, BUDGET)) == 1
+    with pytest.raises(SystemExit, match="epochs"):
+        standalone_table.read_table(path, {**BUDGET, "epochs": 7})
+
+
+def test_summary_finds_the_best_known_module_and_judges_the_targets():
+    accuracies = {"none": [0.80, 0.81, 0.79], "se": [0.83, 0.84, 0.82], "eca": [0.80, 0.80, 0.81]}
+    table = pd.DataFrame([row(name, seed, a, BUDGET) for name, values in accuracies.items()
+                          for seed, a in enumerate(values)])
+    summary = standalone_table.summarise(table)
+    assert summary["best_known"] == "se"
+    se = summary["known_against_none_points"]["se"]
+    assert se["difference"] == pytest.approx(3.0)
+    assert se["standard_error"] == pytest.approx(math.sqrt(2 * 1.0 / 3))  # both sides: var 1 point^2, n 3
+    assert summary["targets"]["best known beats none by >= 1.0 point and > 2 standard errors"]
+    assert summary["targets"]["none below 97 %"]
+    assert summary["none_train_minus_val_points"] == pytest.approx(5.0)
