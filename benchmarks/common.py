@@ -5,7 +5,6 @@ and puts the checkout on ``sys.path``, so a script runs from a checkout, install
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
@@ -17,6 +16,8 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from searchspace import strict_json  # noqa: E402  (strict JSON: NaN written as null)
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -25,14 +26,14 @@ def write_result(path: Path, document: Dict[str, Any], indent: int = 2) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     with os.fdopen(handle, "w") as out:
-        out.write(json.dumps(document, indent=indent, default=float) + "\n")
+        out.write(strict_json.dumps(document, indent=indent, default=float) + "\n")  # NaN -> null
     os.chmod(temporary, 0o644)  # mkstemp makes it private; a results file is for everyone to read
     os.replace(temporary, path)
 
 
 def show_result(document: Dict[str, Any]) -> None:
     """Print a result without its machine description."""
-    print(json.dumps({k: v for k, v in document.items() if k != "machine"}, indent=2, default=float))
+    print(strict_json.dumps({k: v for k, v in document.items() if k != "machine"}, indent=2, default=float))
 
 
 def timed(run: Callable[[], Any], warm_up: Optional[Callable[[], Any]] = None) -> float:

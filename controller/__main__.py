@@ -5,11 +5,11 @@ its round, the policy's per-decision probabilities and the best genotypes so far
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import List, Optional
 
+from searchspace import strict_json
 from searchspace.cli import ArgumentParser, UsageError, user_errors_exit_2
 
 
@@ -47,7 +47,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ValueError:
         raise UsageError(f"no running search {args.run_id!r} on the cluster at {address}") from None
     state = ray.get(service.status.remote())
-    print(json.dumps(state, indent=2)) if args.json else show(state)
+    print(strict_json.dumps(state, indent=2)) if args.json else show(state)
     return 0
 
 

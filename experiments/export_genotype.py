@@ -1,4 +1,4 @@
-"""A genotype JSON of a search run's rank-R genotype (DESIGN.md's format, canonical form).
+"""A genotype JSON of a search run's rank-R genotype (docs/formats.md's format, canonical form).
 
     python experiments/export_genotype.py DIR [--rank R] [--out FILE]
 

@@ -6,7 +6,6 @@ with no round yet (a page that says so). Every file is written atomically throug
 from __future__ import annotations
 
 import html
-import json
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
 
@@ -15,7 +14,7 @@ from matplotlib.figure import Figure
 
 from reporting.figures import entropy_figure, op_frequency_figure, png_bytes, retrain_figure, reward_figure
 from rundir import RunDir
-from searchspace import Genotype
+from searchspace import Genotype, strict_json
 from stage2.summary import summarise, summary_table
 
 
@@ -79,7 +78,7 @@ def winner_html(winner: Genotype) -> str:
     stage = winner.metadata.get("stage", "search (derive stage)")
     return (f"<h2>Winner</h2>\n<p><code>{html.escape(winner.key)}</code>, chosen by the {html.escape(str(stage))} "
             f"stage; <code>winner.json</code> plugs into any ResNet.</p>\n{table_html(ops)}\n"
-            f"<pre>{html.escape(json.dumps(winner.metadata, indent=2))}</pre>")
+            f"<pre>{html.escape(strict_json.dumps(winner.metadata, indent=2))}</pre>")
 
 
 def status_html(rundir: RunDir, log: pd.DataFrame, candidates: Optional[pd.DataFrame],

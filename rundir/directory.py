@@ -1,4 +1,4 @@
-"""The run directory (DESIGN.md, "The run directory"): the one class that reads and writes it.
+"""The run directory (docs/formats.md, "The run directory"): the one class that reads and writes it.
 
 ``<out>`` is a local path or a filesystem URI that pyarrow understands (``s3://bucket/runs/a``,
 ``gs://bucket/runs/a``, ``hdfs://...``, ``file:///abs/path``), so a driver on any node of a
@@ -17,7 +17,6 @@ handling in :mod:`rundir.files`.
 from __future__ import annotations
 
 import io
-import json
 import os
 import re
 import warnings
@@ -44,6 +43,8 @@ from rundir.schemas import (
     table_from_frame,
 )
 from searchspace import DECISION_NAMES
+from searchspace.rules import DEFAULT_COMBINE, GATE_BIAS
+from searchspace.strict_json import dumps, loads
 from searchspace.cli import first_line
 from searchspace.genotype import Genotype, GenotypeError, from_json, from_key
 
@@ -249,7 +250,19 @@ class RunDir:
         return self._read_parquet(path).to_pandas().sort_values("rank").reset_index(drop=True)
 
     def write_winner(self, genotype: Genotype) -> None:
+        """winner.json, atomically, with the run's block settings unless the genotype has its own."""
+        if genotype.block is None:
+            genotype = self.with_run_block(genotype)
         self._write_bytes(self.path("winner.json"), genotype.to_json().encode())
+
+    def with_run_block(self, genotype: Genotype) -> Genotype:
+        """``genotype`` with the block settings the search used (config.yaml's evaluator.combine and
+        gate_bias; the defaults where the run has no config or no such key)."""
+        evaluator = {}
+        if self._kind(self.path("config.yaml")) == pafs.FileType.File:
+            evaluator = self.read_config().get("evaluator") or {}
+        return genotype.with_block(combine=evaluator.get("combine", DEFAULT_COMBINE),
+                                   gate_bias=evaluator.get("gate_bias", GATE_BIAS))
 
     def read_winner(self) -> Optional[Genotype]:
         path = self.path("winner.json")
@@ -284,7 +297,7 @@ class RunDir:
             raise self._error(f"rank {rank} out of range: the run has {len(ranked)} ranked "
                               f"genotype{'s' if len(ranked) != 1 else ''} (ranks 1..{len(ranked)})")
         row = ranked.iloc[rank - 1]
-        return from_key(row["genotype"]).with_metadata(
+        return self.with_run_block(from_key(row["genotype"])).with_metadata(
             run_id=self.run_id, rank=int(rank), reward=float(row["reward"]), count=int(row["count"]),
             source=str(row["source"]))
 
@@ -347,14 +360,14 @@ class RunDir:
     def write_stage2_plan(self, plan: Dict[str, Any]) -> None:
         """tune/plan.json: what stage 2 trains, kept so that a resumed stage 2 knows it."""
         self.fs.create_dir(self.path(STAGE2_FOLDER), recursive=True)
-        self._write_bytes(self.path(STAGE2_FOLDER, "plan.json"), (json.dumps(plan, indent=2) + "\n").encode())
+        self._write_bytes(self.path(STAGE2_FOLDER, "plan.json"), (dumps(plan, indent=2) + "\n").encode())
 
     def read_stage2_plan(self) -> Optional[Dict[str, Any]]:
         path = self.path(STAGE2_FOLDER, "plan.json")
         if self._kind(path) != pafs.FileType.File:
             return None
         try:
-            plan = json.loads(self._read_bytes(path))
+            plan = loads(self._read_bytes(path))
         except ValueError as err:
             raise self._error(f"malformed JSON: {first_line(err)}", path) from None
         if not isinstance(plan, dict):

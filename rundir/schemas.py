@@ -1,4 +1,4 @@
-"""The columns of the run directory's Parquet files (DESIGN.md) and the conversion of a frame to them."""
+"""The columns of the run directory's Parquet files (docs/formats.md) and the conversion of a frame to them."""
 from __future__ import annotations
 
 import pandas as pd
@@ -9,7 +9,7 @@ from searchspace.cli import first_line
 
 OPS = [pa.field(name, pa.string()) for name in DECISION_NAMES]
 
-# DESIGN.md's columns in its order; ``attempts`` and ``note`` are ours (DESIGN allows added columns):
+# docs/formats.md's columns in its order; ``attempts`` and ``note`` are ours (docs/formats.md allows added columns):
 # how many evaluations a reward took, > 1 when a worker died and the reward was computed again
 # elsewhere, and what happened (lost workers, errors), empty when nothing did.
 REWARD_SCHEMA = pa.schema([

@@ -1,17 +1,17 @@
 """``python -m searchspace list [--json]`` and ``python -m searchspace validate FILE``."""
 from __future__ import annotations
 
-import json
 import sys
 from typing import List, Optional
 
 import searchspace
+from searchspace import strict_json
 from searchspace.cli import ArgumentParser, user_errors_exit_2
 
 
 def list_space(as_json: bool) -> None:
     if as_json:
-        print(json.dumps({
+        print(strict_json.dumps({
             "search_space": searchspace.SEARCH_SPACE,
             "genotypes": searchspace.space_size(),
             "ops": {r.decision: r.names() for r in searchspace.DECISIONS},

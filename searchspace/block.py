@@ -9,9 +9,7 @@ import torch.nn as nn
 from searchspace.genotype import Genotype
 from searchspace.known import resolve
 from searchspace.ops import CHANNEL_EXCITATION, CHANNEL_SQUEEZE, SPATIAL_EXCITATION, SPATIAL_SQUEEZE
-from searchspace.rules import GATE_BIAS
-
-COMBINE_RULES = ("sequential", "parallel")
+from searchspace.rules import COMBINE_RULES, GATE_BIAS
 
 
 def initial_logit(combine: str, gate_bias: float) -> float:
@@ -67,20 +65,25 @@ def attend(
 
 
 class SASEBlock(nn.Module):
-    """The attention block of one genotype, (B, C, H, W) -> (B, C, H, W); ``none|none|none|none`` is the identity."""
+    """The attention block of one genotype, (B, C, H, W) -> (B, C, H, W); ``none|none|none|none`` is the identity.
+
+    ``combine`` and ``gate_bias`` None take the genotype's ``block`` settings (the defaults without one)."""
 
     def __init__(
         self,
         channels: int,
         genotype: Union[Genotype, str, None],
         reduction: int = 16,
-        combine: str = "sequential",
-        gate_bias: float = GATE_BIAS,
+        combine: Optional[str] = None,
+        gate_bias: Optional[float] = None,
     ) -> None:
         super().__init__()
+        self.genotype = resolve(genotype)
+        # Given ones win; else the genotype's ``block`` (a genotype file's), else the defaults.
+        combine = self.genotype.combine if combine is None else combine
+        gate_bias = self.genotype.gate_bias if gate_bias is None else gate_bias
         if combine not in COMBINE_RULES:
             raise ValueError(f"unknown combine rule {combine!r}; valid: {', '.join(COMBINE_RULES)}")
-        self.genotype = resolve(genotype)
         self.combine = combine
         options = dict(reduction=reduction, gate_bias=initial_logit(combine, gate_bias))
         g = self.genotype

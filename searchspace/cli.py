@@ -1,4 +1,4 @@
-"""Command-line conventions shared by every SASE-NAS command (DESIGN.md, "Command-line contracts").
+"""Command-line conventions shared by every SASE-NAS command (docs/formats.md, "Command-line contracts").
 
 Bad input exits 2 with one line ``error: ...`` on stderr and no traceback.
 """

@@ -1,4 +1,4 @@
-"""What the ops, the block and the genotype share: the gate bias, the bottleneck width and the branch rule.
+"""What the ops, the block and the genotype share: the gate bias, the combine rules, the bottleneck width, the branch rule.
 
 A leaf: it imports nothing of the project, so every other module of ``searchspace`` can use it.
 """
@@ -12,8 +12,12 @@ GATE_BIAS = 2.0
 
 NONE = "none"
 
+# How a block combines its two branches: CBAM's sequential rule (the default) or BAM's parallel one.
+COMBINE_RULES = ("sequential", "parallel")
+DEFAULT_COMBINE = "sequential"
+
 # Each excitation belongs to its squeeze: with the squeeze ``none`` the branch is absent and its
-# excitation is ``none`` too (DESIGN.md's canonical form). Excitation decision -> squeeze decision.
+# excitation is ``none`` too (docs/formats.md's canonical form). Excitation decision -> squeeze decision.
 BRANCHES: Dict[str, str] = {"channel_excitation": "channel_squeeze", "spatial_excitation": "spatial_squeeze"}
 
 

@@ -1,4 +1,4 @@
-"""Genotypes as DESIGN.md fixes them: JSON round trip, canonical form, key strings, strict refusals."""
+"""Genotypes as docs/formats.md fixes them: JSON round trip, canonical form, key strings, strict refusals."""
 import json
 import subprocess
 import sys

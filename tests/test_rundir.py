@@ -1,6 +1,6 @@
 """The run directory: its Parquet columns, atomic writes, checkpoints and resume, top-k, and its scripts.
 
-DESIGN.md's columns, and the two user scripts over it (experiments/top_k.py, experiments/export_genotype.py)."""
+docs/formats.md's columns, and the two user scripts over it (experiments/top_k.py, experiments/export_genotype.py)."""
 import io
 import json
 import os
@@ -21,7 +21,7 @@ from rundir import RunDir, RunDirError
 from searchspace import from_json, from_key, load
 
 
-# DESIGN.md's table, written out here rather than taken from the code: the test holds the contract.
+# docs/formats.md's table, written out here rather than taken from the code: the test holds the contract.
 DESIGN_COLUMNS = [
     ("run_id", pa.string()), ("round", pa.int32()), ("sample", pa.int32()), ("worker", pa.int32()),
     ("genotype", pa.string()), ("channel_squeeze", pa.string()), ("channel_excitation", pa.string()),
