@@ -141,6 +141,17 @@ def search(space: DecisionSpace, candidate: Candidate, landscape: Landscape, sam
     return torch.cat(found)[:samples]
 
 
+def regret_area(run: torch.Tensor, best: float, budget: int) -> float:
+    """Area under the regret curve of the first ``budget`` samples: sum of (best - best found so far)."""
+    return (best - run[:budget].cummax(dim=0).values).sum().item()
+
+
+def samples_to_top(run: torch.Tensor, threshold: float, budget: int) -> int:
+    """How many samples it took to draw one at or above ``threshold`` (1-based); ``budget + 1`` if none."""
+    hits = (run[:budget] >= threshold).nonzero()
+    return hits[0].item() + 1 if len(hits) else budget + 1
+
+
 def summarise(runs: Sequence[torch.Tensor], random_runs: Sequence[Sequence[torch.Tensor]],
               landscapes: Sequence[Landscape], budget: int) -> Dict[str, float]:
     """Area-under-regret ratios and samples to a top-1% genotype over seeds, at one budget.
@@ -150,11 +161,10 @@ def summarise(runs: Sequence[torch.Tensor], random_runs: Sequence[Sequence[torch
     seed sets), so random's area is the mean over its repeats and its median pools them all.
     """
     def area(run, landscape):
-        return (landscape.best - run[:budget].cummax(dim=0).values).sum().item()
+        return regret_area(run, landscape.best, budget)
 
     def hit(run, landscape):
-        hits = (run[:budget] >= landscape.top_threshold).nonzero()
-        return hits[0].item() + 1 if len(hits) else budget + 1
+        return samples_to_top(run, landscape.top_threshold, budget)
 
     areas = torch.tensor([area(r, l) for r, l in zip(runs, landscapes)])
     random_areas = torch.tensor([sum(area(r, l) for r in rs) / len(rs) for rs, l in zip(random_runs, landscapes)])

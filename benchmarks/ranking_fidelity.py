@@ -19,6 +19,7 @@ import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Sequence
 
 import pandas as pd
 import torch
@@ -52,6 +53,11 @@ def run_one(genotype: str, seed: int, training: dict, options: dict) -> float:
     config = StandaloneConfig(seed=seed, dataset_options=options, latency_repeats=2, val_every_epoch=False,
                               **training)
     return train_standalone(config, genotype, data=WORKER_DATA["splits"], progress=False).test_accuracy
+
+
+def rank_agreement(supernet: Sequence[float], standalone: Sequence[float]):
+    """Kendall's tau and Spearman's rho (scipy results: ``.statistic``, ``.pvalue``) of two rankings."""
+    return stats.kendalltau(supernet, standalone), stats.spearmanr(supernet, standalone)
 
 
 def main() -> None:
@@ -93,8 +99,7 @@ def main() -> None:
     table = pd.DataFrame(rows)
     means = table.groupby("genotype").agg(supernet_reward=("supernet_reward", "first"),
                                           standalone=("test_accuracy", "mean")).reset_index()
-    tau = stats.kendalltau(means["supernet_reward"], means["standalone"])
-    rho = stats.spearmanr(means["supernet_reward"], means["standalone"])
+    tau, rho = rank_agreement(means["supernet_reward"], means["standalone"])
     result = {
         "benchmark": name, "machine": describe_machine(),
         "settings": {"landscape": landscape_path.name, "genotypes": len(picks), "seeds": seeds, "epochs": epochs,

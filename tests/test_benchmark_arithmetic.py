@@ -1,0 +1,95 @@
+"""The arithmetic behind the benchmarks' met or missed claims, against answers computed by hand."""
+from __future__ import annotations
+
+import importlib
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import controller_landscapes  # noqa: E402
+import ranking_fidelity  # noqa: E402
+import search_outcome  # noqa: E402
+
+
+def test_kendall_tau_on_a_known_permutation():
+    # ranks 1 2 3 4 against 2 1 4 3: of the 6 pairs, (1,2) and (3,4) are discordant -> (4 - 2) / 6 = 1/3
+    tau, rho = ranking_fidelity.rank_agreement([1, 2, 3, 4], [2, 1, 4, 3])
+    assert tau.statistic == pytest.approx(1 / 3)
+    # Spearman: d = (1, 1, 1, 1), rho = 1 - 6 * 4 / (4 * 15) = 0.6
+    assert rho.statistic == pytest.approx(0.6)
+    assert ranking_fidelity.rank_agreement([1, 2, 3], [3, 2, 1])[0].statistic == pytest.approx(-1.0)
+
+
+def test_regret_area_of_a_known_curve():
+    # best 1.0; found 0.2, 0.5, 0.4, 0.9 -> best so far 0.2 0.5 0.5 0.9 -> regret 0.8 0.5 0.5 0.1
+    run = torch.tensor([0.2, 0.5, 0.4, 0.9], dtype=torch.float64)
+    assert controller_landscapes.regret_area(run, 1.0, 4) == pytest.approx(1.9)
+    assert controller_landscapes.regret_area(run, 1.0, 2) == pytest.approx(1.3)  # the budget cuts the curve
+
+
+def test_samples_to_top_one_percent_of_a_known_sequence():
+    run = torch.tensor([0.1, 0.3, 0.95, 0.2, 0.99], dtype=torch.float64)
+    assert controller_landscapes.samples_to_top(run, 0.9, 5) == 3  # the third sample is the first above
+    assert controller_landscapes.samples_to_top(run, 0.98, 5) == 5
+    assert controller_landscapes.samples_to_top(run, 0.9, 2) == 3  # none within the budget: budget + 1
+
+
+class Flat:
+    """A landscape stand-in: what summarise reads."""
+
+    def __init__(self, best: float, top_threshold: float) -> None:
+        self.best, self.top_threshold = best, top_threshold
+
+
+def test_area_ratio_and_samples_ratio_on_two_known_curves():
+    landscape = Flat(best=1.0, top_threshold=0.9)
+    controller = torch.tensor([0.5, 0.9, 1.0], dtype=torch.float64)  # regret 0.5 0.1 0.0 = 0.6; top at 2
+    random_a = torch.tensor([0.0, 0.5, 0.95], dtype=torch.float64)  # regret 1.0 0.5 0.05 = 1.55; top at 3
+    random_b = torch.tensor([0.5, 0.5, 0.5], dtype=torch.float64)  # regret 0.5 0.5 0.5 = 1.5; none: 4
+    result = controller_landscapes.summarise([controller], [[random_a, random_b]], [landscape], budget=3)
+    assert result["area_ratio"] == pytest.approx(0.6 / ((1.55 + 1.5) / 2))
+    assert result["samples_to_top1"] == 2
+    assert result["random_samples_to_top1"] == 3  # torch's median of (3, 4) is the lower one
+    assert result["samples_to_top1_ratio"] == pytest.approx(2 / 3)
+    assert result["hit_rate"] == 1.0 and result["final_regret"] == pytest.approx(0.0)
+
+
+def summary_row(kind, name, mean, std, seeds):
+    return {"kind": kind, "name": name, "genotype": name, "test_accuracy_mean": mean, "test_accuracy_std": std,
+            "seeds_ok": seeds}
+
+
+def test_winner_minus_baseline_with_its_standard_error():
+    summary = [summary_row("candidate", "found", 0.80, 0.03, 3), summary_row("candidate", "second", 0.70, 0.01, 3),
+               summary_row("baseline", "se", 0.78, 0.04, 4), summary_row("baseline", "none", 0.75, 0.02, 4)]
+    margin = search_outcome.winner_minus_baseline(summary)
+    assert margin["best_baseline"] == "se"
+    assert margin["difference"] == pytest.approx(0.02)
+    # sqrt(0.03^2 / 3 + 0.04^2 / 4) = sqrt(0.0003 + 0.0004) = 0.026458
+    assert margin["standard_error"] == pytest.approx(math.sqrt(0.0007))
+
+
+def test_winner_minus_baseline_with_one_seed_has_no_standard_error():
+    summary = [summary_row("candidate", "found", 0.8, math.nan, 1), summary_row("baseline", "se", 0.7, math.nan, 1)]
+    margin = search_outcome.winner_minus_baseline(summary)
+    assert margin["difference"] == pytest.approx(0.1) and math.isnan(margin["standard_error"])
+
+
+@pytest.fixture
+def measures():
+    if not (Path(__file__).resolve().parents[1] / "benchmarks" / "measures.py").exists():
+        pytest.skip("benchmarks/measures.py not there")
+    return importlib.import_module("measures")
+
+
+def test_difference_of_two_known_samples(measures):
+    # a: mean 2, variance 1; b: mean 1, variance 1 -> 1 +- sqrt(1/3 + 1/3)
+    result = measures.difference([1.0, 2.0, 3.0], [0.0, 1.0, 2.0])
+    assert result["difference"] == pytest.approx(1.0)
+    assert result["standard_error"] == pytest.approx(math.sqrt(2 / 3))
+    assert result["z"] == pytest.approx(1 / math.sqrt(2 / 3))
