@@ -35,9 +35,11 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     import ray
 
+    from controller.address import check_reachable
     from controller.service import NAMESPACE, actor_name
 
     address = args.ray_address or os.environ.get("RAY_ADDRESS") or "auto"
+    check_reachable(address)
     try:
         ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, logging_level="ERROR")
     except (ConnectionError, RuntimeError) as err:

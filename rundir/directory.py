@@ -31,7 +31,7 @@ import torch
 import yaml
 
 from rundir.checkpoint_state import check_loadable
-from rundir.files import TEMPORARY_PREFIX, RunDirError, atomic_output, open_filesystem
+from rundir.files import TEMPORARY_PREFIX, RunDirError, atomic_output, make_dir, open_filesystem
 from rundir.schemas import (
     CANDIDATE_SCHEMA,
     CANDIDATE_SOURCES,
@@ -98,7 +98,7 @@ class RunDir:
     def create(self, config: Dict[str, Any]) -> None:
         """Make the folders and write config.yaml (the resolved configuration)."""
         for folder in ("rewards", "checkpoints"):
-            self.fs.create_dir(self.path(folder), recursive=True)
+            make_dir(self.fs, self.path(folder))
         self._write_bytes(self.path("config.yaml"), yaml.safe_dump(config, sort_keys=False).encode())
 
     def read_config(self) -> Dict[str, Any]:
@@ -147,7 +147,7 @@ class RunDir:
         table = self._table(frame, REWARD_SCHEMA, f"round {round_number}")
         if not all(r == round_number for r in table["round"].to_pylist()):
             raise self._error(f"round {round_number}: rows with another 'round' value")
-        self.fs.create_dir(self.path("rewards"), recursive=True)
+        make_dir(self.fs, self.path("rewards"))
         with atomic_output(self.fs, self._round_path(round_number)) as stream:
             pq.write_table(table, stream)
 
@@ -200,7 +200,7 @@ class RunDir:
         check_loadable(state, "state")
         buffer = io.BytesIO()
         torch.save(state, buffer)
-        self.fs.create_dir(self.path("checkpoints"), recursive=True)
+        make_dir(self.fs, self.path("checkpoints"))
         self._write_bytes(self._checkpoint_path(round_number), buffer.getvalue())
         kept = [r for r in self._checkpoint_rounds() if r <= round_number][-KEEP_CHECKPOINTS:]
         for r in self._checkpoint_rounds():
@@ -359,7 +359,7 @@ class RunDir:
 
     def write_stage2_plan(self, plan: Dict[str, Any]) -> None:
         """tune/plan.json: what stage 2 trains, kept so that a resumed stage 2 knows it."""
-        self.fs.create_dir(self.path(STAGE2_FOLDER), recursive=True)
+        make_dir(self.fs, self.path(STAGE2_FOLDER))
         self._write_bytes(self.path(STAGE2_FOLDER, "plan.json"), (dumps(plan, indent=2) + "\n").encode())
 
     def read_stage2_plan(self) -> Optional[Dict[str, Any]]:
@@ -378,7 +378,7 @@ class RunDir:
         """report/<name>, atomically; returns its path."""
         if "/" in name or name.startswith(TEMPORARY_PREFIX):
             raise ValueError(f"a report file name is one plain file name, got {name!r}")
-        self.fs.create_dir(self.path(REPORT_FOLDER), recursive=True)
+        make_dir(self.fs, self.path(REPORT_FOLDER))
         path = self.path(REPORT_FOLDER, name)
         self._write_bytes(path, data)
         return path

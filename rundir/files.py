@@ -45,10 +45,29 @@ def atomic_output(fs: pafs.FileSystem, path: str) -> Iterator[pa.NativeFile]:
         with fs.open_output_stream(temporary) as stream:
             yield stream
         fs.move(temporary, path)
+    except OSError as err:  # a full disk, a read-only folder: one line naming the file
+        _remove(fs, temporary)
+        raise RunDirError(f"{path}: cannot write: {first_line(err)}") from None
     except BaseException:
+        _remove(fs, temporary)
+        raise
+
+
+def make_dir(fs: pafs.FileSystem, path: str) -> None:
+    """``path`` and its parents; a folder that cannot be made is a :class:`RunDirError` naming it."""
+    try:
+        fs.create_dir(path, recursive=True)
+    except OSError as err:
+        raise RunDirError(f"{path}: cannot make the folder: {first_line(err)}") from None
+
+
+def _remove(fs: pafs.FileSystem, temporary: str) -> None:
+    """Delete a temporary left by a failed write, if there is one (and it can be deleted)."""
+    try:
         if fs.get_file_info(temporary).type != pafs.FileType.NotFound:
             fs.delete_file(temporary)
-        raise
+    except OSError:
+        pass  # resume removes what a failed writer left
 
 
 def write_file_atomic(target: Union[str, os.PathLike], data: bytes) -> None:
@@ -60,8 +79,5 @@ def write_file_atomic(target: Union[str, os.PathLike], data: bytes) -> None:
     # Object stores have no folders to check; a local one must exist (we do not guess and make it).
     if isinstance(fs, pafs.LocalFileSystem) and fs.get_file_info(folder).type != pafs.FileType.Directory:
         raise RunDirError(f"{target}: cannot write: folder {folder} does not exist")
-    try:
-        with atomic_output(fs, path) as stream:
-            stream.write(data)
-    except OSError as err:
-        raise RunDirError(f"{target}: cannot write: {first_line(err)}") from None
+    with atomic_output(fs, path) as stream:  # an OSError comes out as a RunDirError naming the file
+        stream.write(data)

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 import sys
 import time
 from typing import Callable, Dict, Mapping, Optional
 
+from controller.address import UnreachableAddress, check_reachable
 from controller.presets import PRESETS, from_dict as controller_config
 from evaluator.data import DATASETS
 from evaluator.models import ARCHS
@@ -19,7 +19,6 @@ from search.config import ConfigError, SearchConfig
 from searchspace import COMBINE_RULES
 from searchspace.cli import first_line
 
-ADDRESS_TIMEOUT_S = 5.0  # a Ray address that does not answer a TCP connect within this is unreachable
 RESOURCE_WAIT_S = 900.0  # how long a joined cluster may take to grow (its autoscaler) before we give up
 RESOURCE_POLL_S = 5.0
 
@@ -96,16 +95,10 @@ def check_writable(out: str) -> None:
 
 def check_address(address: Optional[str]) -> None:
     """A ``host:port`` Ray address must accept a connection within seconds (ray.init would wait for minutes)."""
-    if not address or address in ("auto", "local"):
-        return
-    host, _, port = address.split("://", 1)[-1].rpartition(":")
-    if not port.isdigit():
-        raise ConfigError(f"ray_address: expected host:port, got {address!r}")
     try:
-        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=ADDRESS_TIMEOUT_S):
-            pass
-    except OSError as err:
-        raise ConfigError(f"ray_address: no Ray cluster reachable at {address} ({err.strerror or first_line(err)})") from None
+        check_reachable(address)
+    except UnreachableAddress as err:
+        raise ConfigError(f"ray_address: {str(err).split(': ', 1)[1]}") from None
 
 
 def shortfall(asked: Mapping[str, float], there: Mapping[str, float]) -> Dict[str, tuple[float, float]]:

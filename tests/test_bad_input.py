@@ -1,0 +1,421 @@
+"""The bad-input and fault matrix: every command and Python entry point, one clear line, nothing lost.
+
+Each bad input must give exit code 2 and exactly one stderr line ``error: ...`` naming the bad key
+or value, no traceback, and leave every file under the test's folder as it was (hashes compared).
+The commands run in-process (their ``main`` with captured stderr) except a representative subset
+run as subprocesses, which also shows that Ray's own output does not come before the error line.
+The faults (damaged files, a read-only run, a full disk) are at the end.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable, Dict, List
+
+from contextlib import contextmanager
+
+import pyarrow.fs as pafs
+import pytest
+import torch
+
+import rundir.directory
+import rundir.files
+from controller.__main__ import main as controller_main
+from evaluator.data import load_dataset
+from evaluator.models import build_model
+from experiments_paths import EXPERIMENTS, load_script
+from rundir import RunDir
+from searchspace import from_dict, from_json, from_key, load
+from searchspace.__main__ import main as searchspace_main
+from tiny_run import make_run
+
+GOOD_OPS = {"channel_squeeze": "gap", "channel_excitation": "eca", "spatial_squeeze": "none",
+            "spatial_excitation": "none"}
+
+
+def genotype_text(**changes) -> str:
+    document = {"format": "sase-genotype", "version": 1, "search_space": "sase-v1", "ops": dict(GOOD_OPS)}
+    document.update(changes)
+    return json.dumps(document)
+
+
+CONFIGS = {  # name -> YAML text of a bad search config
+    "unknown-key.yaml": "bogus: 1\n",
+    "not-yaml.yaml": "rounds: [1\n",
+    "list.yaml": "- 1\n- 2\n",
+    "preset.yaml": "controller_preset: nope\n",
+    "controller-key.yaml": "controller: {bogus: 1}\n",
+    "controller-value.yaml": "controller: {temperature: -1.0}\n",
+    "dataset-option.yaml": "evaluator: {dataset_options: {nope: 1}}\n",
+    "combine.yaml": "evaluator: {combine: diagonal}\n",
+    "arch.yaml": "evaluator: {arch: resnet7}\n",
+    "type.yaml": "samples_per_round: ten\n",
+    "nested-type.yaml": "evaluator: seven\n",
+    "changed.yaml": "run_id: tiny-run\nrounds: 6\nworkers: 1\nsamples_per_round: 20\n"
+                    "evaluator: {dataset: cluttered-digits, dataset_options: {train_size: 256, val_size: 64, "
+                    "test_size: 64, canvas_size: 16, scale: [1.0, 2.0], cache: false}}\n",
+}
+FILES = {  # name -> content of a bad genotype file
+    "nan.json": genotype_text(metadata={"reward": 0.5}).replace("0.5", "NaN"),
+    "infinity.json": genotype_text(metadata={"reward": 0.5}).replace("0.5", "-Infinity"),
+    "truncated.json": genotype_text()[:40],
+    "array.json": "[1, 2]",
+    "format.json": genotype_text(format="other"),
+    "version.json": genotype_text(version=2),
+    "space.json": genotype_text(search_space="sase-v9"),
+    "op.json": genotype_text(ops={**GOOD_OPS, "channel_excitation": "magic"}),
+    "missing-op.json": genotype_text(ops={k: v for k, v in GOOD_OPS.items() if k != "spatial_squeeze"}),
+    "block.json": genotype_text(block={"combine": "diagonal"}),
+    "block-bias.json": genotype_text(block={"gate_bias": "high"}),
+    "top-key.json": genotype_text(extra=1),
+}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Path:
+    """A folder with a run (rounds, candidates), an empty folder, a plain file, bad configs and files."""
+    root = tmp_path_factory.mktemp("world")
+    make_run(root / "run")
+    (root / "empty").mkdir()
+    (root / "afile").write_text("not a run\n")
+    (root / "kept.json").write_text("a previous export\n")
+    for name, text in {**CONFIGS, **FILES}.items():
+        (root / name).write_text(text)
+    return root
+
+
+def snapshot(root: Path) -> Dict[str, str]:
+    """Every folder and file under ``root``, files by the hash of their bytes."""
+    state = {}
+    for folder, folders, files in os.walk(root):
+        for name in folders:
+            state[os.path.relpath(os.path.join(folder, name), root)] = "folder"
+        for name in files:
+            path = os.path.join(folder, name)
+            state[os.path.relpath(path, root)] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return state
+
+
+SCRIPTS = {name: load_script(name) for name in ("run_rl_search", "top_k", "export_genotype", "retrain_topk", "report")}
+MAINS: Dict[str, Callable[[List[str]], int]] = {
+    **{name: module.main for name, module in SCRIPTS.items()},
+    "searchspace": searchspace_main, "controller": controller_main,
+}
+
+# (command, arguments with {w} for the world folder, what the error line must say)
+CLI_CASES = {
+    # the search: every setting, the run directory, the cluster
+    "search workers 0": ("run_rl_search", "--out {w}/new --workers 0", "workers must be at least 1, got 0"),
+    "search rounds 0": ("run_rl_search", "--out {w}/new --rounds 0", "rounds must be at least 1, got 0"),
+    "search rounds negative": ("run_rl_search", "--out {w}/new --rounds -3", "rounds must be at least 1, got -3"),
+    "search rounds text": ("run_rl_search", "--out {w}/new --rounds many", "argument --rounds: invalid int value"),
+    "search unknown dataset": ("run_rl_search", "--out {w}/new --dataset nope",
+                               "evaluator.dataset: unknown dataset 'nope'; valid: "),
+    "search unknown policy": ("run_rl_search", "--out {w}/new --policy greedy", "argument --policy: invalid choice"),
+    "search negative cpus": ("run_rl_search", "--out {w}/new --cpus-per-worker -1",
+                             "evaluator.num_cpus: must be a number >= 0, got -1.0"),
+    "search out is a file": ("run_rl_search", "--out {w}/afile", "out: {w}/afile is a file, not a run directory"),
+    "search out under a file": ("run_rl_search", "--out {w}/afile/run", "is a file"),
+    "search data dir is a file": ("run_rl_search", "--out {w}/new --data-dir {w}/afile",
+                                  "evaluator.data_dir: {w}/afile is a file, not a folder"),
+    "search missing config": ("run_rl_search", "--out {w}/new --config {w}/none.yaml", "does not exist"),
+    "search config not YAML": ("run_rl_search", "--out {w}/new --config {w}/not-yaml.yaml", "is not valid YAML"),
+    "search config a list": ("run_rl_search", "--out {w}/new --config {w}/list.yaml", "must hold a mapping"),
+    "search unknown key": ("run_rl_search", "--out {w}/new --config {w}/unknown-key.yaml",
+                           "unknown config key 'bogus'; valid: "),
+    "search unknown preset": ("run_rl_search", "--out {w}/new --config {w}/preset.yaml",
+                              "controller_preset: unknown preset 'nope'; valid: enas, sase"),
+    "search unknown controller key": ("run_rl_search", "--out {w}/new --config {w}/controller-key.yaml",
+                                      "controller: unknown controller setting 'bogus'"),
+    "search bad controller value": ("run_rl_search", "--out {w}/new --config {w}/controller-value.yaml",
+                                    "controller: temperature must be positive"),
+    "search unknown dataset option": ("run_rl_search", "--out {w}/new --config {w}/dataset-option.yaml",
+                                      "has no option 'nope'; valid: "),
+    "search unknown combine": ("run_rl_search", "--out {w}/new --config {w}/combine.yaml",
+                               "evaluator.combine: unknown rule 'diagonal'; valid: sequential, parallel"),
+    "search unknown arch": ("run_rl_search", "--out {w}/new --config {w}/arch.yaml", "evaluator.arch: unknown arch"),
+    "search wrong type": ("run_rl_search", "--out {w}/new --config {w}/type.yaml", "samples_per_round: expected"),
+    "search wrong nested type": ("run_rl_search", "--out {w}/new --config {w}/nested-type.yaml",
+                                 "evaluator: expected a mapping"),
+    "search over a run": ("run_rl_search", "--out {w}/run", "already holds a run; use --resume"),
+    "search malformed address": ("run_rl_search", "--out {w}/new --ray-address nowhere",
+                                 "ray_address: expected host:port, got 'nowhere'"),
+    # resume: what would change the results is refused, naming each key
+    "resume without out": ("run_rl_search", "--resume", "--resume needs --out DIR"),
+    "resume nothing there": ("run_rl_search", "--resume --out {w}/empty", "nothing to resume"),
+    "resume other seed": ("run_rl_search", "--resume --out {w}/run --seed 5", "seed: 0 -> 5"),
+    "resume other dataset": ("run_rl_search", "--resume --out {w}/run --dataset cifar10",
+                             "evaluator.dataset: 'cluttered-digits' -> 'cifar10'"),
+    "resume other config": ("run_rl_search", "--resume --out {w}/run --config {w}/changed.yaml",
+                            "samples_per_round: 8 -> 20"),
+    # top_k, export_genotype, report, retrain_topk
+    "top_k missing dir": ("top_k", "{w}/nope", "no such run directory"),
+    "top_k not a run": ("top_k", "{w}/empty", "not a run directory"),
+    "top_k a file": ("top_k", "{w}/afile", "not a directory"),
+    "top_k k 0": ("top_k", "{w}/run -k 0", "argument -k: must be at least 1"),
+    "top_k bad format": ("top_k", "{w}/run --format xml", "argument --format: invalid choice"),
+    "export rank 0": ("export_genotype", "{w}/run --rank 0", "rank 0 out of range"),
+    "export rank too large": ("export_genotype", "{w}/run --rank 99 --out {w}/kept.json", "rank 99 out of range"),
+    "export out is a folder": ("export_genotype", "{w}/run --out {w}/empty", "is a directory"),
+    "export out in a missing folder": ("export_genotype", "{w}/run --out {w}/nope/x.json", "does not exist"),
+    "report not a run": ("report", "{w}/empty", "not a run directory"),
+    "report k 0": ("report", "{w}/run -k 0", "argument -k: must be at least 1"),
+    "retrain unknown baseline": ("retrain_topk", "{w}/run --baselines se,magic", "unknown baseline 'magic'"),
+    "retrain seeds 0": ("retrain_topk", "{w}/run --seeds 0", "must be at least 1, got 0"),
+    "retrain k text": ("retrain_topk", "{w}/run -k few", "expected a whole number"),
+    "retrain nothing to resume": ("retrain_topk", "{w}/run --resume", "nothing to resume"),
+    "retrain not a run": ("retrain_topk", "{w}/empty", "not a run directory"),
+    "retrain negative gpus": ("retrain_topk", "{w}/run --gpus-per-trial -1", "gpus per trial must be 0 or more"),
+    # python -m searchspace validate, python -m controller status
+    "validate missing file": ("searchspace", "validate {w}/none.json", "cannot read"),
+    "validate unknown command": ("searchspace", "check {w}/nan.json", "invalid choice"),
+    **{f"validate {name}": ("searchspace", f"validate {{w}}/{name}", message) for name, message in [
+        ("nan.json", "not strict JSON: NaN"), ("infinity.json", "not strict JSON: -Infinity"),
+        ("truncated.json", "malformed JSON"), ("array.json", "must be a JSON object, got array"),
+        ("format.json", "'format' must be 'sase-genotype'"), ("version.json", "'version' must be 1"),
+        ("space.json", "'search_space' must be one of sase-v1"), ("op.json", "unknown op 'magic'; valid: "),
+        ("missing-op.json", "'ops' is missing key 'spatial_squeeze'"),
+        ("block.json", "'block.combine': unknown rule 'diagonal'"),
+        ("block-bias.json", "'block.gate_bias' must be a finite number"),
+        ("top-key.json", "unknown key 'extra'"),
+    ]},
+    "status malformed address": ("controller", "status run --ray-address nowhere", "expected host:port"),
+    "status unreachable address": ("controller", "status run --ray-address 127.0.0.1:9",
+                                   "no Ray cluster reachable at 127.0.0.1:9"),
+    "status no run id": ("controller", "status", "the following arguments are required: run_id"),
+}
+
+
+def check_one_error_line(code, out: str, err: str, message: str) -> None:
+    assert code == 2, err
+    assert "Traceback" not in err and "Traceback" not in out
+    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
+    assert message in err, err
+
+
+@pytest.mark.parametrize("case", CLI_CASES)
+def test_a_bad_command_line_gives_one_error_line_and_changes_nothing(case, world, capsys):
+    command, arguments, message = CLI_CASES[case]
+    before = snapshot(world)
+    with pytest.raises(SystemExit) as exit:
+        MAINS[command](arguments.format(w=world).split())
+    captured = capsys.readouterr()
+    check_one_error_line(exit.value.code, captured.out, captured.err, message.format(w=world))
+    assert snapshot(world) == before
+
+
+# Run as the user runs them: a fresh process, Ray's start-up output included.
+SUBPROCESS_CASES = {
+    "search asks more GPUs than the local Ray has": (
+        "run_rl_search", "--out {w}/new --gpus-per-worker 1",
+        "resources: asked 2 GPU (2 workers x 1) but the cluster has 0"),
+    "search asks more CPUs than the local Ray has": (
+        "run_rl_search", "--out {w}/new --workers 64",
+        "resources: asked 64 CPU (64 workers x 1) but the cluster has"),
+    "search at an unreachable address": (
+        "run_rl_search", "--out {w}/new --ray-address 127.0.0.1:9", "no Ray cluster reachable at 127.0.0.1:9"),
+    "search with an unknown preset": ("run_rl_search", "--out {w}/new --config {w}/preset.yaml", "unknown preset"),
+    "resume with another seed": ("run_rl_search", "--resume --out {w}/run --seed 5", "seed: 0 -> 5"),
+    "validate a NaN genotype": ("searchspace", "validate {w}/nan.json", "not strict JSON: NaN"),
+}
+
+
+def command_line(command: str) -> List[str]:
+    if command in ("searchspace", "controller"):
+        return [sys.executable, "-m", command]
+    return [sys.executable, str(EXPERIMENTS / f"{command}.py")]
+
+
+@pytest.mark.parametrize("case", SUBPROCESS_CASES)
+def test_a_bad_command_line_as_a_process_prints_one_line(case, world):
+    command, arguments, message = SUBPROCESS_CASES[case]
+    before = snapshot(world)
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    done = subprocess.run(command_line(command) + arguments.format(w=world).split(), capture_output=True,
+                          text=True, timeout=300, cwd=world, env=env)
+    check_one_error_line(done.returncode, done.stdout, done.stderr, message)
+    assert snapshot(world) == before
+
+
+# The Python entry points: a ValueError (every input error of the project subclasses it) whose
+# message is one line naming what is wrong, and nothing written.
+PYTHON_CASES = {
+    "from_key wrong length": (lambda w: from_key("gap|eca"), "4 op names joined by '|'"),
+    "from_key unknown op": (lambda w: from_key("gap|magic|none|none"), "unknown op 'magic'"),
+    "from_dict not an object": (lambda w: from_dict([]), "must be a JSON object"),
+    "from_dict metadata": (lambda w: from_dict({**json.loads(genotype_text()), "metadata": 3}),
+                           "'metadata' must be an object"),
+    "from_json NaN": (lambda w: from_json((w / "nan.json").read_text()), "not strict JSON: NaN"),
+    "load missing": (lambda w: load(w / "none.json"), "cannot read"),
+    "build_model unknown arch": (lambda w: build_model("resnet7", 10), "unknown arch 'resnet7'"),
+    "build_model unknown attention": (lambda w: build_model("resnet20", 10, attention="magic"),
+                                      "unknown attention 'magic'"),
+    "build_model bad combine": (lambda w: build_model("resnet20", 10, attention="se", combine="diagonal"),
+                                "unknown combine rule 'diagonal'"),
+    "build_model bad genotype file": (lambda w: build_model("resnet20", 10, attention=str(w / "block.json")),
+                                      "'block.combine': unknown rule"),
+    "load_dataset unknown": (lambda w: load_dataset("nope"), "unknown dataset 'nope'"),
+    "load_dataset unknown option": (lambda w: load_dataset("cluttered-digits", nope=1), "has no option 'nope'"),
+    "load_dataset missing cifar": (lambda w: load_dataset("cifar10", str(w / "empty")), "cifar10"),
+    "RunDir check of a file": (lambda w: RunDir(w / "afile").check(), "not a directory"),
+    "RunDir top_k k 0": (lambda w: RunDir(w / "run").top_k(0), "k must be at least 1"),
+    "RunDir rank out of range": (lambda w: RunDir(w / "run").genotype_at_rank(40), "rank 40 out of range"),
+    "RunDir unsupported URI": (lambda w: RunDir("nosuchscheme://bucket/run"), "unsupported location"),
+    "RunDir report file name": (lambda w: RunDir(w / "run").write_report_file("../x.png", b""),
+                                "one plain file name"),
+}
+
+
+@pytest.mark.parametrize("case", PYTHON_CASES)
+def test_a_bad_python_call_raises_one_line_naming_it(case, world):
+    call, message = PYTHON_CASES[case]
+    before = snapshot(world)
+    with pytest.raises(ValueError) as raised:
+        call(world)
+    assert message in str(raised.value) and len(str(raised.value).splitlines()) == 1
+    assert snapshot(world) == before
+
+
+BAD_INPUTS = len(CLI_CASES) + len(SUBPROCESS_CASES) + len(PYTHON_CASES)
+
+
+def test_the_matrix_holds_at_least_40_bad_inputs():
+    assert BAD_INPUTS >= 40
+
+
+# -- faults -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def run(tmp_path) -> RunDir:
+    rundir = make_run(tmp_path / "run")
+    for round_number in (5, 6):
+        rundir.save_checkpoint({"round": round_number, "weights": torch.full((3,), float(round_number))}, round_number)
+    return rundir
+
+
+def test_fault_truncated_newest_checkpoint_resumes_from_the_previous_one(run):
+    newest = Path(run.path("checkpoints", "round-000006.pt"))
+    newest.write_bytes(newest.read_bytes()[:40])
+    with pytest.warns(RuntimeWarning, match="round-000006.pt: unreadable checkpoint"):
+        state = run.load_checkpoint()
+    assert state["round"] == 5 and torch.equal(state["weights"], torch.full((3,), 5.0))
+
+
+def test_fault_a_foreign_file_among_rewards_is_ignored(run, capsys):
+    before = run.read_rewards()
+    Path(run.path("rewards", "notes.txt")).write_text("mine\n")
+    Path(run.path("rewards", "round-x.parquet")).write_bytes(b"not the project's name")
+    assert run.rounds() == [1, 2, 3, 4, 5, 6]
+    assert run.read_rewards().equals(before)
+    assert SCRIPTS["top_k"].main([run.root, "-k", "1"]) == 0 and "gap" in capsys.readouterr().out
+
+
+def test_fault_a_truncated_round_file_is_an_error_naming_it_and_stops_a_resume(run, capsys):
+    os.remove(run.path("candidates.parquet"))  # so that top_k ranks from the log
+    path = Path(run.path("rewards", "round-000003.parquet"))
+    path.write_bytes(path.read_bytes()[:100])
+    before = snapshot(Path(run.root))
+    for command, arguments in [("top_k", [run.root]), ("run_rl_search", ["--resume", "--out", run.root])]:
+        with pytest.raises(SystemExit) as exit:
+            MAINS[command](arguments)
+        captured = capsys.readouterr()
+        check_one_error_line(exit.value.code, captured.out, captured.err, "round-000003.parquet: corrupt Parquet file")
+    assert snapshot(Path(run.root)) == before
+
+
+class HalfThenFail:
+    """A write stream that lets half of the first write through, then fails as ``error`` says."""
+
+    def __init__(self, stream, error: OSError) -> None:
+        self.stream, self.error, self.closed = stream, error, False
+
+    def write(self, data) -> int:
+        self.stream.write(bytes(memoryview(data))[: len(data) // 2])
+        raise self.error
+
+    def flush(self) -> None:
+        pass
+
+
+class NoFolders:
+    """A filesystem stand-in whose create_dir fails as ``error`` says."""
+
+    def __init__(self, error: OSError) -> None:
+        self.error = error
+
+    def create_dir(self, path, recursive=True):
+        raise self.error
+
+
+def storage_failing_with(monkeypatch, error: OSError) -> None:
+    """Every write of the run directory fails midway with ``error``, and so does making a new folder
+    (a full disk, or a read-only mount, which a root user cannot get from a file mode)."""
+    real_output, real_make_dir = rundir.files.atomic_output, rundir.files.make_dir
+
+    @contextmanager
+    def failing_output(fs, path):
+        with real_output(fs, path) as stream:
+            yield HalfThenFail(stream, error)
+
+    def failing_make_dir(fs, path):
+        if fs.get_file_info(path).type == pafs.FileType.NotFound:
+            real_make_dir(NoFolders(error), path)
+
+    monkeypatch.setattr(rundir.directory, "atomic_output", failing_output)
+    monkeypatch.setattr(rundir.files, "atomic_output", failing_output)  # write_file_atomic's (exports)
+    monkeypatch.setattr(rundir.directory, "make_dir", failing_make_dir)
+
+
+def files_only(state: Dict[str, str]) -> Dict[str, str]:
+    return {name: digest for name, digest in state.items() if digest != "folder"}
+
+
+def test_fault_a_read_only_run_directory_is_read_and_refused_in_one_line(run, capsys, monkeypatch):
+    before = snapshot(Path(run.root))
+    os.chmod(run.root, 0o555)  # refuses writes for a user; for root, storage_failing_with does
+    try:
+        assert SCRIPTS["top_k"].main([run.root]) == 0  # reading needs no write
+        capsys.readouterr()
+        storage_failing_with(monkeypatch, PermissionError(13, "Permission denied"))
+        commands = [("report", [run.root]), ("export_genotype", [run.root, "--out", run.path("exported.json")])]
+        if os.geteuid() != 0:  # the search's own check reads the mode, which binds no root user
+            commands.append(("run_rl_search", ["--resume", "--out", run.root]))
+        for command, arguments in commands:
+            with pytest.raises(SystemExit) as exit:
+                MAINS[command](arguments)
+            captured = capsys.readouterr()
+            check_one_error_line(exit.value.code, captured.out, captured.err, "")
+            assert "Permission denied" in captured.err or "not writable" in captured.err
+    finally:
+        os.chmod(run.root, 0o755)
+    assert snapshot(Path(run.root)) == before
+
+
+def test_fault_a_full_disk_leaves_nothing_half_written(run, monkeypatch):
+    before = snapshot(Path(run.root))
+    rows = run.read_rewards()
+    candidates = run.read_candidates()
+    storage_failing_with(monkeypatch, OSError(28, "No space left on device"))
+    writes = [
+        lambda: run.write_round(7, rows.head(2).assign(round=7)),
+        lambda: run.write_round(2, rows[rows["round"] == 2]),
+        lambda: run.save_checkpoint({"round": 7, "weights": torch.zeros(3)}, 7),
+        lambda: run.write_winner(from_key("gap|eca|none|none")),
+        lambda: run.write_candidates(candidates),
+        lambda: run.write_stage2_plan({"run_id": "x"}),
+        lambda: run.write_report_file("reward.png", b"png"),
+    ]
+    for write in writes:
+        with pytest.raises(ValueError, match="No space left on device"):
+            write()
+    after = snapshot(Path(run.root))
+    assert files_only(after) == files_only(before)
+    assert not [name for name in after if os.path.basename(name).startswith(".")]  # no temporary left
+
+
+FAULTS = 5  # the fault tests above: checkpoint, foreign file, truncated round, read-only run, full disk
