@@ -169,6 +169,8 @@ CLI_CASES = {
     "retrain k text": ("retrain_topk", "{w}/run -k few", "expected a whole number"),
     "retrain nothing to resume": ("retrain_topk", "{w}/run --resume", "nothing to resume"),
     "retrain not a run": ("retrain_topk", "{w}/empty", "not a run directory"),
+    "retrain unreachable address": ("retrain_topk", "{w}/run --ray-address 127.0.0.1:9",
+                                    "no Ray cluster reachable at 127.0.0.1:9"),
     "retrain negative gpus": ("retrain_topk", "{w}/run --gpus-per-trial -1", "gpus per trial must be 0 or more"),
     # python -m searchspace validate, python -m controller status
     "validate missing file": ("searchspace", "validate {w}/none.json", "cannot read"),
