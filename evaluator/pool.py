@@ -68,11 +68,12 @@ class WorkerPool:
     attempts it took, and ``take_events()`` what happened. An actor is lost when a call to it fails,
     or when Ray reports it restarting or dead while it holds a task (its node was removed). With no
     live actor for ``revive_timeout_s`` (the autoscaler did not bring a node back) the pool raises.
+    ``actor_class``: an :class:`Evaluator` subclass (tests use one that signals when a task starts).
     """
 
     def __init__(self, config: EvaluatorConfig, num_workers: int, max_attempts: int = 5,
-                 revive_timeout_s: float = 1800.0, poll_s: float = 1.0) -> None:
-        remote = ray.remote(Evaluator).options(num_cpus=config.num_cpus, num_gpus=config.num_gpus,
+                 revive_timeout_s: float = 1800.0, poll_s: float = 1.0, actor_class: type = Evaluator) -> None:
+        remote = ray.remote(actor_class).options(num_cpus=config.num_cpus, num_gpus=config.num_gpus,
                                                max_restarts=-1, max_task_retries=0)
         self.actors = [remote.remote(config, index) for index in range(num_workers)]
         self.max_attempts = max_attempts

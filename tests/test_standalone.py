@@ -31,7 +31,7 @@ def test_one_epoch_run_reports_every_figure(tiny):
     assert result.params == count_parameters(build_model("resnet20", 10, "se"))
     assert result.macs > RESNET20_MACS
     assert result.latency_ms_batch1 > 0 and result.latency_ms_batch64 > 0
-    assert 0 < result.seconds_per_epoch <= result.wall_time_s < 60
+    assert 0 < result.seconds_per_epoch <= result.wall_time_s  # no bound on time: speed belongs in benchmarks/
     assert [h["epoch"] for h in result.history] == [1]
     assert reports == result.history  # one report per epoch, with that epoch's row
     assert reports[0]["val_accuracy"] == result.val_accuracy

@@ -22,7 +22,7 @@ from ray.cluster_utils import Cluster
 from evaluator.config import EvaluatorConfig
 from evaluator.pool import WorkerPool
 from evaluator.training import SharedTrainingConfig
-from evaluator.worker import RewardTask
+from evaluator.worker import Evaluator, RewardTask
 from experiments_paths import SEARCH_SCRIPT as SCRIPT, VOLATILE
 
 ROUNDS, SAMPLES = 3, 4
@@ -76,7 +76,7 @@ def search(cluster, config, out, *extra):
                             start_new_session=True)
 
 
-def finish(process, timeout=150):
+def finish(process, timeout=600):  # a cap against a hang, not a speed bound
     try:
         _, err = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -86,7 +86,7 @@ def finish(process, timeout=150):
     assert process.returncode == 0, err[-3000:]
 
 
-def wait_for_round(process, out, round, timeout=120):
+def wait_for_round(process, out, round, timeout=600):
     marker = Path(out) / "rewards" / f"round-{round:06d}.parquet"
     deadline = time.monotonic() + timeout
     while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
@@ -185,6 +185,20 @@ def kill(handle, restart: bool) -> None:
         time.sleep(0.05)
 
 
+def restart_held_by(hold: Path) -> type:
+    """An Evaluator whose (re)start waits while the file ``hold`` exists: a restart the test
+    releases by removing it, instead of one assumed to be slower than a timeout. Defined in a
+    function so that Ray pickles the class by value."""
+
+    class HeldEvaluator(Evaluator):
+        def __init__(self, *args, **kwargs):
+            while hold.exists():
+                time.sleep(0.05)
+            super().__init__(*args, **kwargs)
+
+    return HeldEvaluator
+
+
 def test_a_pool_goes_on_without_lost_workers_and_waits_for_them_only_so_long(cluster, tmp_path):
     """A worker Ray will not restart: its tasks go to the other one, at once. No worker left: an
     error, never a hang; with revive_timeout_s the same while the last one restarts, after which
@@ -192,7 +206,8 @@ def test_a_pool_goes_on_without_lost_workers_and_waits_for_them_only_so_long(clu
     config = EvaluatorConfig(dataset_options={"train_size": 256, "val_size": 128, "test_size": 64},
                              data_dir=str(tmp_path), training=SharedTrainingConfig(batch_size=32), val_batch_size=64)
     tasks = [RewardTask(i, key, i) for i, key in enumerate(["gap|eca|none|none", "none|none|mean|strip"] * 3)]
-    pool = WorkerPool(config, num_workers=2, poll_s=0.2)
+    hold = tmp_path / "hold-restarts"
+    pool = WorkerPool(config, num_workers=2, poll_s=0.2, actor_class=restart_held_by(hold))
     try:
         weights = pool.initial_state()["weights"]
         expected = [(r.reward, r.val_loss) for r in pool.score(weights, tasks)]
@@ -205,11 +220,13 @@ def test_a_pool_goes_on_without_lost_workers_and_waits_for_them_only_so_long(clu
         assert "worker 1 was lost" in events and "worker 1 is dead for good" in events
         assert pool.live() == [0]
 
+        hold.touch()  # worker 0's restart waits until the file is gone
         kill(pool.actors[0], restart=True)
-        pool.revive_timeout_s = 0.2  # far shorter than a restart (a new process importing torch)
+        pool.revive_timeout_s = 0.2
         with pytest.raises(RuntimeError, match="no evaluator worker alive for"):
             pool.score(weights, tasks)
-        pool.revive_timeout_s = 120
+        hold.unlink()
+        pool.revive_timeout_s = 600
         assert [(r.reward, r.val_loss) for r in pool.score(weights, tasks)] == expected
         assert "worker 0 is back" in " ".join(pool.take_events())
 

@@ -70,17 +70,43 @@ def test_two_ray_workers_merge_to_the_in_process_result(config, local_ray):
     assert all(torch.equal(merged["momentum"][k], v) for k, v in expected["momentum"].items())
 
 
-def test_a_worker_killed_mid_round_loses_no_reward(config, local_ray):
+def holding_evaluator(marker):
+    """An Evaluator whose worker 1, on its first whole-set reward, touches ``marker`` and then
+    waits to be killed: the kill lands on a running task by construction, not by a timer.
+    Defined in a function so that Ray pickles the class by value (the tests folder is not importable there)."""
+
+    class HoldingEvaluator(Evaluator):
+        def score(self, weights, tasks):
+            if self.worker == 1 and not marker.exists():
+                marker.touch()
+                threading.Event().wait()  # until the test kills this process
+            return super().score(weights, tasks)
+
+    return HoldingEvaluator
+
+
+def wait_for_file(path):
+    """Until ``path`` exists (an event written by another process); a generous cap only against a hang."""
+    for _ in range(6000):
+        if path.exists():
+            return
+        threading.Event().wait(0.05)
+    raise AssertionError(f"{path} never appeared")
+
+
+def test_a_worker_killed_mid_round_loses_no_reward(config, local_ray, tmp_path):
     evaluator = Evaluator(config)
     weights = evaluator.initial_state()["weights"]
-    # whole-validation-set rewards keep both workers busy, so the kill lands on a running task
     work = [RewardTask(i, GENOTYPES[i % len(GENOTYPES)], -1) for i in range(12)]
     expected = evaluator.score(weights, work)
 
-    pool = WorkerPool(config, num_workers=2)
+    marker = tmp_path / "worker-1-started"
+    pool = WorkerPool(config, num_workers=2, actor_class=holding_evaluator(marker))
     try:
-        pool.score(weights, work[:2])  # both actors up and warm
-        killer = threading.Timer(0.5, lambda: ray.kill(pool.actors[1], no_restart=False))
+        pool.initial_state()  # both actors up
+        # kill worker 1 once it has started a task (and holds it), signalled through the marker file
+        killer = threading.Thread(target=lambda: (wait_for_file(marker),
+                                                  ray.kill(pool.actors[1], no_restart=False)))
         killer.start()
         results = pool.score(weights, work)
         killer.join()
@@ -89,4 +115,4 @@ def test_a_worker_killed_mid_round_loses_no_reward(config, local_ray):
         pool.shutdown()
     assert [r.sample for r in results] == list(range(12))
     assert [(r.reward, r.val_loss) for r in results] == [(r.reward, r.val_loss) for r in expected]
-    assert any(r.attempts > 1 for r in results) and any("worker 1 was lost" in e for e in events)
+    assert results[1].attempts == 2 and any("worker 1 was lost" in e for e in events)
