@@ -114,7 +114,8 @@ def test_validate_cli_accepts_a_good_file_and_refuses_a_missing_one(tmp_path, ca
     with pytest.raises(SystemExit) as exit_:
         searchspace_main(["validate", str(tmp_path / "missing.json")])
     assert exit_.value.code == 2
-    assert capsys.readouterr().err.startswith("error: ")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err
 
 
 def test_list_json_names_every_registry_op_and_the_space_size(capsys):
