@@ -13,7 +13,7 @@ from typing import Callable, Dict, Mapping, Optional
 
 from controller.address import UnreachableAddress, check_reachable
 from controller.presets import PRESETS, from_dict as controller_config
-from evaluator.data import DATASETS
+from evaluator.data import DATASETS, DatasetError, load_dataset
 from evaluator.models import ARCHS
 from search.config import ConfigError, SearchConfig
 from searchspace import COMBINE_RULES
@@ -65,6 +65,19 @@ def check_evaluator(config: SearchConfig) -> None:
         value = getattr(evaluator, name)
         if not math.isfinite(value) or value < 0:
             raise ConfigError(f"evaluator.{name}: must be a number >= 0, got {value}")
+
+
+def check_dataset_loads(config: SearchConfig) -> None:
+    """Load the dataset once, as every worker will: missing or corrupt files and bad option values
+    fail here, in one line. For a local Ray only: on a cluster the data may live on the workers alone."""
+    evaluator = config.evaluator
+    try:
+        load_dataset(evaluator.dataset, evaluator.data_dir, download=evaluator.download, seed=evaluator.seed,
+                     **evaluator.dataset_options)
+    except DatasetError as err:
+        raise ConfigError(f"evaluator.dataset: {first_line(err)}") from None
+    except (TypeError, ValueError, OSError) as err:
+        raise ConfigError(f"evaluator.dataset_options: {evaluator.dataset!r} cannot be built: {first_line(err)}") from None
 
 
 def check_out(out: str) -> None:

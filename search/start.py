@@ -7,6 +7,7 @@ run is refused, each key named with its old and new value.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, Dict, Mapping, Optional
@@ -19,7 +20,14 @@ from rundir import RunDir, RunDirError
 from search.cluster import connect
 from search.config import ConfigError, SearchConfig, build, load_config, set_dotted, to_dict
 from search.loop import run_id_of, search
-from search.preflight import check_address, check_out, check_resources, check_settings, check_writable
+from search.preflight import (
+    check_address,
+    check_dataset_loads,
+    check_out,
+    check_resources,
+    check_settings,
+    check_writable,
+)
 from searchspace.cli import first_line
 
 # What may change when a run is resumed: its budget and where it runs, not what its results depend on.
@@ -103,6 +111,8 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
 def start(config: SearchConfig) -> bool:
     """Join (or start) the run's Ray cluster and check that it can hold the workers; True when local."""
     check_address(config.ray_address)
+    if not (config.ray_address or os.environ.get("RAY_ADDRESS")):
+        check_dataset_loads(config)  # a local Ray's workers read the data this machine has
     try:
         local = connect(config.ray_address, log_to_driver=False, namespace=NAMESPACE)
     except (ConnectionError, RuntimeError) as err:

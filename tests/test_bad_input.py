@@ -55,6 +55,7 @@ CONFIGS = {  # name -> YAML text of a bad search config
     "arch.yaml": "evaluator: {arch: resnet7}\n",
     "type.yaml": "samples_per_round: ten\n",
     "nested-type.yaml": "evaluator: seven\n",
+    "option-value.yaml": "evaluator: {dataset: cluttered-digits, dataset_options: {train_size: big}}\n",
     "changed.yaml": "run_id: tiny-run\nrounds: 6\nworkers: 1\nsamples_per_round: 20\n"
                     "evaluator: {dataset: cluttered-digits, dataset_options: {train_size: 256, val_size: 64, "
                     "test_size: 64, canvas_size: 16, scale: [1.0, 2.0], cache: false}}\n",
@@ -141,6 +142,12 @@ CLI_CASES = {
     "search wrong type": ("run_rl_search", "--out {w}/new --config {w}/type.yaml", "samples_per_round: expected"),
     "search wrong nested type": ("run_rl_search", "--out {w}/new --config {w}/nested-type.yaml",
                                  "evaluator: expected a mapping"),
+    "search dataset files missing": ("run_rl_search", "--out {w}/new --dataset cifar10 --data-dir {w}/empty",
+                                     "evaluator.dataset: cifar10: files not found or corrupted in"),
+    "search imagefolder missing": ("run_rl_search", "--out {w}/new --dataset imagefolder --data-dir {w}/empty",
+                                   "evaluator.dataset: imagefolder: missing folder"),
+    "search bad option value": ("run_rl_search", "--out {w}/new --config {w}/option-value.yaml",
+                                "evaluator.dataset_options: 'cluttered-digits' cannot be built"),
     "search over a run": ("run_rl_search", "--out {w}/run", "already holds a run; use --resume"),
     "search malformed address": ("run_rl_search", "--out {w}/new --ray-address nowhere",
                                  "ray_address: expected host:port, got 'nowhere'"),
