@@ -1,5 +1,5 @@
 """The SASE search space: four operation sets, the attention block, genotypes and known modules."""
-from searchspace.block import COMBINE_RULES, GATE_BIAS, SASEBlock, attend, initial_logit
+from searchspace.block import SASEBlock, attend, initial_logit
 from searchspace.genotype import (
     SEARCH_SPACE,
     Genotype,
@@ -16,7 +16,7 @@ from searchspace.genotype import (
 from searchspace.known import KNOWN, resolve
 from searchspace.ops import CHANNEL_EXCITATION, CHANNEL_SQUEEZE, DECISION_NAMES, DECISIONS, SPATIAL_EXCITATION, SPATIAL_SQUEEZE
 from searchspace.registry import OpRegistry
-from searchspace.rules import BRANCHES, NONE, hidden_channels
+from searchspace.rules import BRANCHES, COMBINE_RULES, GATE_BIAS, NONE, hidden_channels
 
 __all__ = [
     "BRANCHES", "CHANNEL_EXCITATION", "CHANNEL_SQUEEZE", "COMBINE_RULES", "DECISIONS", "DECISION_NAMES", "GATE_BIAS",

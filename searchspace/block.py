@@ -9,7 +9,7 @@ import torch.nn as nn
 from searchspace.genotype import Genotype
 from searchspace.known import resolve
 from searchspace.ops import CHANNEL_EXCITATION, CHANNEL_SQUEEZE, SPATIAL_EXCITATION, SPATIAL_SQUEEZE
-from searchspace.rules import COMBINE_RULES, GATE_BIAS
+from searchspace.rules import COMBINE_RULES
 
 
 def initial_logit(combine: str, gate_bias: float) -> float:
