@@ -111,7 +111,7 @@ def check_address(address: Optional[str]) -> None:
     try:
         check_reachable(address)
     except UnreachableAddress as err:
-        raise ConfigError(f"ray_address: {str(err).split(': ', 1)[1]}") from None
+        raise ConfigError(f"ray_address: {str(err).removeprefix('ray address: ')}") from None
 
 
 def shortfall(asked: Mapping[str, float], there: Mapping[str, float]) -> Dict[str, tuple[float, float]]:
@@ -126,6 +126,7 @@ def asked_resources(config: SearchConfig) -> Dict[str, float]:
 
 
 def describe(missing: Mapping[str, tuple[float, float]], config: SearchConfig) -> str:
+    """``2 GPU (2 workers x 1) but the cluster has 0``, for each resource short."""
     parts = [f"{asked:g} {name} ({config.workers} workers x {getattr(config.evaluator, 'num_' + name.lower() + 's'):g})"
              f" but the cluster has {there:g}" for name, (asked, there) in missing.items()]
     return "; ".join(parts)
