@@ -55,6 +55,8 @@ CONFIGS = {  # name -> YAML text of a bad search config
     "arch.yaml": "evaluator: {arch: resnet7}\n",
     "type.yaml": "samples_per_round: ten\n",
     "nested-type.yaml": "evaluator: seven\n",
+    "tiny-data.yaml": "evaluator: {dataset: cluttered-digits, dataset_options: {train_size: 256, val_size: 64, "
+                      "test_size: 64, canvas_size: 16, scale: [1.0, 2.0], cache: false}}\n",  # loads in a second
     "option-value.yaml": "evaluator: {dataset: cluttered-digits, dataset_options: {train_size: big}}\n",
     "changed.yaml": "run_id: tiny-run\nrounds: 6\nworkers: 1\nsamples_per_round: 20\n"
                     "evaluator: {dataset: cluttered-digits, dataset_options: {train_size: 256, val_size: 64, "
@@ -219,12 +221,9 @@ def test_a_bad_command_line_gives_one_error_line_and_changes_nothing(case, world
 
 # Run as the user runs them: a fresh process, Ray's start-up output included.
 SUBPROCESS_CASES = {
-    "search asks more GPUs than the local Ray has": (
-        "run_rl_search", "--out {w}/new --gpus-per-worker 1",
+    "search asks more GPUs than the local Ray has": (  # more CPUs: tests/test_search_start.py, in-process
+        "run_rl_search", "--out {w}/new --config {w}/tiny-data.yaml --gpus-per-worker 1",
         "resources: asked 2 GPU (2 workers x 1) but the cluster has 0"),
-    "search asks more CPUs than the local Ray has": (
-        "run_rl_search", "--out {w}/new --workers 64",
-        "resources: asked 64 CPU (64 workers x 1) but the cluster has"),
     "search at an unreachable address": (
         "run_rl_search", "--out {w}/new --ray-address 127.0.0.1:9", "no Ray cluster reachable at 127.0.0.1:9"),
     "search with an unknown preset": ("run_rl_search", "--out {w}/new --config {w}/preset.yaml", "unknown preset"),
