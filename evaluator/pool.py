@@ -154,6 +154,7 @@ class WorkerPool:
 
     def _lose(self, work: _Work, actor: int, job: Job, message: str, err: Optional[BaseException] = None) -> None:
         """The actor's running task and its queue go to the live actors; a ping says when it is back."""
+        _refuse_failed_start(actor, err)
         self._note(message + "; its tasks go to the next free worker")
         index, attempt = job
         if attempt >= self.max_attempts:
@@ -168,7 +169,8 @@ class WorkerPool:
         actor = self.pings.pop(ref)
         try:
             ray.get(ref)
-        except LOST:
+        except LOST as err:
+            _refuse_failed_start(actor, err)
             if _actor_state(self.actors[actor]) == "DEAD":
                 self.gone.add(actor)
                 self._note(f"worker {actor} is dead for good (Ray will not restart it); going on without it")
@@ -216,6 +218,18 @@ class WorkerPool:
     def shutdown(self) -> None:
         for actor in self.actors:
             ray.kill(actor, no_restart=True)
+
+
+class WorkerStartError(ValueError):
+    """An evaluator whose constructor raised (its dataset cannot be loaded on its node, say): every
+    worker would fail the same way, so the search stops with the worker's own one-line reason."""
+
+
+def _refuse_failed_start(actor: int, err: Optional[BaseException]) -> None:
+    """Raise :class:`WorkerStartError` when ``err`` says the actor's constructor failed."""
+    if isinstance(err, RayActorError) and err.actor_init_failed:
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        raise WorkerStartError(f"evaluator worker {actor} could not start: {lines[-1] if lines else type(err).__name__}")
 
 
 def _actor_state(handle: Any) -> str:

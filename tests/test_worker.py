@@ -6,7 +6,8 @@ import ray
 import torch
 
 from evaluator.config import EvaluatorConfig
-from evaluator.pool import WorkerPool
+from evaluator.data import DatasetError
+from evaluator.pool import WorkerPool, WorkerStartError
 from evaluator.training import SharedTrainingConfig
 from evaluator.worker import Evaluator, RewardTask, TrainResult, TrainTask, merge
 
@@ -116,3 +117,25 @@ def test_a_worker_killed_mid_round_loses_no_reward(config, local_ray, tmp_path):
     assert [r.sample for r in results] == list(range(12))
     assert [(r.reward, r.val_loss) for r in results] == [(r.reward, r.val_loss) for r in expected]
     assert results[1].attempts == 2 and any("worker 1 was lost" in e for e in events)
+
+
+def failing_start():
+    """An Evaluator whose constructor fails as a worker node without the data would."""
+
+    class NoData(Evaluator):
+        def __init__(self, config, worker=0):
+            raise DatasetError(f"cifar10: files not found on worker {worker}'s node")
+
+    return NoData
+
+
+def test_a_worker_that_cannot_start_stops_the_pool_with_its_reason_in_one_line(config, local_ray):
+    pool = WorkerPool(config, num_workers=2, actor_class=failing_start())
+    try:
+        with pytest.raises(WorkerStartError) as refused:
+            pool.initial_state()
+    finally:
+        pool.shutdown()
+    message = str(refused.value)
+    assert message.startswith("evaluator worker 0 could not start: ") and "files not found" in message
+    assert len(message.splitlines()) == 1 and isinstance(refused.value, ValueError)
