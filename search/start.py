@@ -34,6 +34,7 @@ from searchspace.cli import first_line
 RESUMABLE = ("rounds", "ray_address", "evaluator.num_gpus", "evaluator.num_cpus")
 # Keys a resume never compares: where the run is (it is the run) and its id (derived from there).
 IDENTITY = ("out", "run_id")
+UNSET = "(unset)"
 
 
 def resolve(config_path: Optional[str], overrides: Dict[str, Any], resume: bool) -> tuple[SearchConfig, RunDir]:
@@ -66,8 +67,10 @@ def resume_config(config_path: Optional[str], overrides: Dict[str, Any]) -> tupl
     rundir.read_rewards()  # a damaged round file stops the resume here, named, before anything runs
     saved = flatten(to_dict(build(SearchConfig, rundir.read_config())))
     given = given_settings(config_path, overrides)
-    changed = [f"{key}: {saved.get(key, '(unset)')!r} -> {value!r}" for key, value in sorted(given.items())
-               if key not in RESUMABLE and key not in IDENTITY and saved.get(key, "(unset)") != value]
+    # A config file gives every setting: a key it lacks that the saved run has (a preset override) differs too.
+    keys = set(given) | (set(saved) if config_path is not None else set())
+    changed = [f"{key}: {saved.get(key, UNSET)!r} -> {given.get(key, UNSET)!r}" for key in sorted(keys)
+               if key not in RESUMABLE and key not in IDENTITY and saved.get(key, UNSET) != given.get(key, UNSET)]
     if changed:
         raise ConfigError(f"--resume keeps the saved run's settings; these differ: {'; '.join(changed)} "
                           "(only rounds, the Ray address and CPUs/GPUs per worker may change; "

@@ -61,3 +61,12 @@ def test_a_joined_cluster_says_it_waits_for_the_autoscaler_until_the_nodes_come(
     assert capsys.readouterr().err.startswith("waiting for the autoscaler: asked 2 GPU")
     with pytest.raises(ConfigError, match="after waiting 10 s"):
         check_resources(config, local=False, cluster_resources=lambda: {"CPU": 8.0}, sleep=lambda s: None, wait_s=10)
+
+
+def test_a_config_file_that_drops_a_saved_override_differs_too(tmp_path):
+    run = make_run(tmp_path / "run")
+    run.create({**CONFIG, "controller": {"lr": 0.02}})
+    same_but_lr = tmp_path / "plain.yaml"
+    same_but_lr.write_text(yaml.safe_dump(CONFIG))
+    with pytest.raises(ConfigError, match=r"controller.lr: 0.02 -> '\(unset\)'"):
+        resolve(str(same_but_lr), flags(run.root), resume=True)
