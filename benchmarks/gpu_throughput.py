@@ -59,33 +59,42 @@ def actor_throughput(steps: int, batch_size: int, seed: int, threads: int) -> fl
     return images_per_second(steps, batch_size, device, supernet=True, seed=seed)
 
 
+def measure(max_workers: int, steps: int, batch_size: int) -> dict:
+    """The whole measurement as a result document (not written); joins Ray only if not joined already."""
+    cuda = torch.cuda.is_available()
+    device = "cuda" if cuda else "cpu"
+    single = {"supernet": images_per_second(steps, batch_size, device, True),
+              "fixed_cbam": images_per_second(steps, batch_size, device, False)}
+    gpus = torch.cuda.device_count()
+    own_ray = not ray.is_initialized()
+    if own_ray:
+        ray.init(include_dashboard=False, log_to_driver=False)
+    scaling = []
+    try:
+        for workers in range(1, max_workers + 1):
+            gpu_share = gpus / workers if cuda else 0
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            task = actor_throughput.options(num_gpus=gpu_share, num_cpus=threads)
+            start = time.perf_counter()
+            rates = ray.get([task.remote(steps, batch_size, w, threads) for w in range(workers)])
+            scaling.append({"workers": workers, "num_gpus_each": gpu_share, "cpus_each": threads,
+                            "images_per_s_total": sum(rates), "wall_s": time.perf_counter() - start})
+    finally:
+        if own_ray:
+            ray.shutdown()
+    return {"benchmark": "gpu_throughput", "machine": describe_machine(), "device": device,
+            "settings": {"max_workers": max_workers, "steps": steps, "batch_size": batch_size},
+            "single_process_images_per_s": single,
+            "supernet_over_fixed": single["supernet"] / single["fixed_cbam"], "ray_scaling": scaling}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-workers", type=int, default=4)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--batch-size", type=int, default=128)
     args = parser.parse_args()
-    cuda = torch.cuda.is_available()
-    device = "cuda" if cuda else "cpu"
-    single = {"supernet": images_per_second(args.steps, args.batch_size, device, True),
-              "fixed_cbam": images_per_second(args.steps, args.batch_size, device, False)}
-    gpus = torch.cuda.device_count()
-    ray.init(include_dashboard=False, log_to_driver=False)
-    scaling = []
-    try:
-        for workers in range(1, args.max_workers + 1):
-            gpu_share = gpus / workers if cuda else 0
-            threads = max(1, (os.cpu_count() or 1) // workers)
-            task = actor_throughput.options(num_gpus=gpu_share, num_cpus=threads)
-            start = time.perf_counter()
-            rates = ray.get([task.remote(args.steps, args.batch_size, w, threads) for w in range(workers)])
-            scaling.append({"workers": workers, "num_gpus_each": gpu_share, "cpus_each": threads,
-                            "images_per_s_total": sum(rates), "wall_s": time.perf_counter() - start})
-    finally:
-        ray.shutdown()
-    result = {"benchmark": "gpu_throughput", "machine": describe_machine(), "device": device,
-              "settings": vars(args), "single_process_images_per_s": single,
-              "supernet_over_fixed": single["supernet"] / single["fixed_cbam"], "ray_scaling": scaling}
+    result = measure(args.max_workers, args.steps, args.batch_size)
     write_result(RESULTS / "gpu_throughput.json", result)
     show_result(result)
 

@@ -1,4 +1,4 @@
-"""benchmarks/time_to_accuracy.py: time to reach by interpolation, the ratio and the comparison, by hand; its options."""
+"""time_to_accuracy.py and gpu_suite.py: time to reach, the ratio, the extrapolation, by hand; their options."""
 import sys
 from pathlib import Path
 
@@ -76,3 +76,25 @@ def test_bad_options_are_refused(argv):
     with pytest.raises(SystemExit) as exit_info:
         parse_args(argv)
     assert exit_info.value.code == 2
+
+
+def test_gpu_suite_extrapolates_from_the_median_round_after_the_first():
+    from gpu_suite import extrapolate
+
+    # rounds after the first: 4, 6, 5 -> median 5 s; 20 s setup + 150 x 5 s = 770 s on 1 GPU
+    result = extrapolate([10.0, 4.0, 6.0, 5.0], setup_s=20.0, rounds=150, gpus=1.0)
+    assert result["seconds_per_round"] == 5.0 and result["total_s"] == pytest.approx(770.0)
+    assert result["gpu_hours"] == pytest.approx(770.0 / 3600)
+    assert "EXTRAPOLATED" in result["label"]
+    # one measured round is all there is; 4 actors of a quarter GPU are one GPU
+    assert extrapolate([7.0], setup_s=0.0, rounds=10, gpus=4 * 0.25)["total_s"] == pytest.approx(70.0)
+    assert extrapolate([7.0], setup_s=0.0, rounds=10, gpus=0.5)["gpu_hours"] == pytest.approx(70.0 / 3600 * 0.5)
+
+
+def test_gpu_suite_options():
+    from gpu_suite import parse_args
+
+    smoke = parse_args(["--cpu-smoke"])
+    assert smoke.tta_workers == [1, 2] and smoke.search_workers == 2 and smoke.out.name == "gpu_suite_cpu_smoke.json"
+    gpu = parse_args(["--budget-s", "600", "--tta-workers", "1,4,8"])
+    assert gpu.budget_s == 600 and gpu.tta_workers == [1, 4, 8] and gpu.out.name == "gpu_suite.json"
