@@ -185,7 +185,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--gpus-per-worker", type=float, default=0.0, help="fractional: 0.25 lets 4 actors share a GPU")
     parser.add_argument("--cpus-per-worker", type=float, default=1.0, help="Ray CPUs (= torch threads) per actor")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, help="where the JSON goes (default benchmarks/results/time_to_accuracy[_quick].json)")
+    parser.add_argument("--out", type=Path,
+                        help="where the JSON goes (default benchmarks/results/time_to_accuracy[_quick].json)")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     for name in ("rounds", "train_steps", "eval_every", "genotypes"):
