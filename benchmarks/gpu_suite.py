@@ -260,7 +260,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                                              "tta_workers": args.tta_workers, "search_workers": args.search_workers,
                                              "tta_share": args.tta_share},
                                 "not_done": NOT_DONE, "parts": {}}
-    connect(None, namespace=NAMESPACE, log_to_driver=False)
+    try:
+        connect(None, namespace=NAMESPACE, log_to_driver=False)
+    except Exception as err:  # no Ray, no part: say so in the result rather than leave nothing
+        document["ray_error"] = f"{type(err).__name__}: {err}"
+        write_result(args.out, document)
+        raise SystemExit(f"error: Ray did not start: {document['ray_error']}") from None
     try:
         run_part(document, "throughput", sizes.min_start_s["throughput"], clock, lambda: throughput_part(sizes),
                  args.out)
