@@ -13,7 +13,8 @@ from controller.address import check_reachable
 def connect(address: Optional[str], *, namespace: Optional[str] = None, log_to_driver: bool = True) -> bool:
     """Join the cluster at ``address`` (or RAY_ADDRESS); without one, start a local Ray instance.
 
-    A Ray already initialised in this process is kept. Returns True when Ray is local (no address).
+    A Ray already initialised in this process is kept. Returns True when Ray is local: this process
+    started it (no address, and no ``ray start`` cluster on this machine that ``ray.init`` would join).
     A ``host:port`` that does not accept a connection within seconds is an ``UnreachableAddress``.
     """
     address = address or os.environ.get("RAY_ADDRESS")
@@ -27,4 +28,10 @@ def connect(address: Optional[str], *, namespace: Optional[str] = None, log_to_d
             ray.init(address=address, configure_logging=False, **options)
         else:
             ray.init(**options)
-    return address is None
+    return started_here()
+
+
+def started_here() -> bool:
+    """Whether this process started its Ray instance (so nothing else will ever add nodes to it)."""
+    node = getattr(ray._private.worker, "_global_node", None)  # Node(head=True) only when ray.init started it
+    return bool(getattr(node, "head", False))

@@ -7,7 +7,6 @@ run is refused, each key named with its old and new value.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, Dict, Mapping, Optional
@@ -114,13 +113,18 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
 def start(config: SearchConfig) -> bool:
     """Join (or start) the run's Ray cluster and check that it can hold the workers; True when local."""
     check_address(config.ray_address)
-    if not (config.ray_address or os.environ.get("RAY_ADDRESS")):
-        check_dataset_loads(config)  # a local Ray's workers read the data this machine has
     try:
         local = connect(config.ray_address, log_to_driver=False, namespace=NAMESPACE)
     except (ConnectionError, RuntimeError) as err:
         raise ConfigError(f"ray_address: cannot join the Ray cluster at {config.ray_address}: {first_line(err)}") from None
-    check_resources(config, local, ray.cluster_resources)
+    try:
+        if local:
+            check_dataset_loads(config)  # a local Ray's workers read the data this machine has
+        check_resources(config, local, ray.cluster_resources)
+    except ValueError:
+        if local:
+            ray.shutdown()  # the instance this process started goes with the refused run
+        raise
     return local
 
 

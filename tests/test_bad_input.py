@@ -29,6 +29,8 @@ from evaluator.data import load_dataset
 from evaluator.models import build_model
 from experiments_paths import EXPERIMENTS, load_script
 from rundir import RunDir
+from search.config import load_config
+from search.preflight import check_dataset_loads
 from searchspace import from_dict, from_json, from_key, load
 from searchspace.__main__ import main as searchspace_main
 from tiny_run import make_run
@@ -144,12 +146,6 @@ CLI_CASES = {
     "search wrong type": ("run_rl_search", "--out {w}/new --config {w}/type.yaml", "samples_per_round: expected"),
     "search wrong nested type": ("run_rl_search", "--out {w}/new --config {w}/nested-type.yaml",
                                  "evaluator: expected a mapping"),
-    "search dataset files missing": ("run_rl_search", "--out {w}/new --dataset cifar10 --data-dir {w}/empty",
-                                     "evaluator.dataset: cifar10: files not found or corrupted in"),
-    "search imagefolder missing": ("run_rl_search", "--out {w}/new --dataset imagefolder --data-dir {w}/empty",
-                                   "evaluator.dataset: imagefolder: missing folder"),
-    "search bad option value": ("run_rl_search", "--out {w}/new --config {w}/option-value.yaml",
-                                "evaluator.dataset_options: 'cluttered-digits' cannot be built"),
     "search over a run": ("run_rl_search", "--out {w}/run", "already holds a run; use --resume"),
     "search malformed address": ("run_rl_search", "--out {w}/new --ray-address nowhere",
                                  "ray_address: expected host:port, got 'nowhere'"),
@@ -224,6 +220,8 @@ SUBPROCESS_CASES = {
     "search asks more GPUs than the local Ray has": (  # more CPUs: tests/test_search_start.py, in-process
         "run_rl_search", "--out {w}/new --config {w}/tiny-data.yaml --gpus-per-worker 1",
         "resources: asked 2 GPU (2 workers x 1) but the cluster has 0"),
+    "search without its dataset's files": ("run_rl_search", "--out {w}/new --dataset cifar10 --data-dir {w}/empty",
+                                           "evaluator.dataset: cifar10: files not found or corrupted in"),
     "search at an unreachable address": (
         "run_rl_search", "--out {w}/new --ray-address 127.0.0.1:9", "no Ray cluster reachable at 127.0.0.1:9"),
     "search with an unknown preset": ("run_rl_search", "--out {w}/new --config {w}/preset.yaml", "unknown preset"),
@@ -268,6 +266,13 @@ PYTHON_CASES = {
                                       "'block.combine': unknown rule"),
     "load_dataset unknown": (lambda w: load_dataset("nope"), "unknown dataset 'nope'"),
     "load_dataset unknown option": (lambda w: load_dataset("cluttered-digits", nope=1), "has no option 'nope'"),
+    "search's dataset check, imagefolder": (
+        lambda w: check_dataset_loads(load_config(None, {"evaluator.dataset": "imagefolder",
+                                                         "evaluator.data_dir": str(w / "empty")})),
+        "evaluator.dataset: imagefolder: missing folder"),
+    "search's dataset check, option value": (
+        lambda w: check_dataset_loads(load_config(str(w / "option-value.yaml"))),
+        "evaluator.dataset_options: 'cluttered-digits' cannot be built"),
     "load_dataset missing cifar": (lambda w: load_dataset("cifar10", str(w / "empty")), "cifar10"),
     "RunDir check of a file": (lambda w: RunDir(w / "afile").check(), "not a directory"),
     "RunDir top_k k 0": (lambda w: RunDir(w / "run").top_k(0), "k must be at least 1"),
