@@ -22,7 +22,7 @@ def parse(argv):
     parser.add_argument("--workers", type=int, help="evaluator actors")
     parser.add_argument("--gpus-per-worker", type=float, help="GPUs per evaluator actor (fractions share a GPU)")
     parser.add_argument("--cpus-per-worker", type=float, help="CPUs per evaluator actor (its torch threads)")
-    parser.add_argument("--dataset", help="cluttered-digits (default), cifar10, cifar100, imagefolder, fake")
+    parser.add_argument("--dataset", help="styled-glyphs (default), cluttered-digits, cifar10, cifar100, imagefolder, fake")
     parser.add_argument("--data-dir", help="where the dataset lives (or is cached)")
     parser.add_argument("--download", action="store_true", default=None, help="download cifar10/cifar100 if missing")
     parser.add_argument("--policy", choices=POLICIES,

@@ -28,17 +28,17 @@ class SearchConfig:
     out: Optional[str] = None  # default: runs/search-<UTC date and time>
     run_id: Optional[str] = None  # default: the name of the out directory
     rounds: int = 12
-    workers: int = 2
+    workers: int = 1  # averaging the deltas of 2 workers halves their progress (issue 14): 1 worker, 2 threads
     policy: str = "rl"
     controller_preset: str = "sase"  # measured: benchmarks/controller_landscapes.py (issue 8)
     controller: Dict[str, Any] = field(default_factory=dict)  # overrides of the preset's fields
-    train_steps: int = 24
+    train_steps: int = 48
     samples_per_round: int = 10
     derive_top: int = 5
     derive_samples: int = 10
     seed: int = 0
     ray_address: Optional[str] = None
-    evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
+    evaluator: EvaluatorConfig = field(default_factory=lambda: EvaluatorConfig(num_cpus=2.0))
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:

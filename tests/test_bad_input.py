@@ -219,7 +219,7 @@ def test_a_bad_command_line_gives_one_error_line_and_changes_nothing(case, world
 SUBPROCESS_CASES = {
     "search asks more GPUs than the local Ray has": (  # more CPUs: tests/test_search_start.py, in-process
         "run_rl_search", "--out {w}/new --config {w}/tiny-data.yaml --gpus-per-worker 1",
-        "resources: asked 2 GPU (2 workers x 1) but the cluster has 0"),
+        "resources: asked 1 GPU (1 workers x 1) but the cluster has 0"),
     "search without its dataset's files": ("run_rl_search", "--out {w}/new --dataset cifar10 --data-dir {w}/empty",
                                            "evaluator.dataset: cifar10: files not found or corrupted in"),
     "search at an unreachable address": (

@@ -42,12 +42,12 @@ def test_resume_names_every_differing_setting_with_its_old_and_new_value(saved, 
         resolve(str(changed), flags(saved.root, seed=3), resume=True)
     message = str(refused.value)
     assert "samples_per_round: 8 -> 20" in message and "seed: 0 -> 3" in message
-    assert "train_steps: 24 -> 4" in message and "rounds" not in message.split("differ:")[1].split("(")[0]
+    assert f"train_steps: {SearchConfig().train_steps} -> 4" in message and "rounds" not in message.split("differ:")[1].split("(")[0]
 
 
 def test_a_local_ray_short_of_resources_fails_at_once_naming_what_it_has():
     config = SearchConfig(workers=2)
-    config.evaluator.num_gpus = 1.0
+    config.evaluator.num_cpus, config.evaluator.num_gpus = 1.0, 1.0
     with pytest.raises(ConfigError, match=r"asked 2 GPU \(2 workers x 1\) but the cluster has 0"):
         check_resources(config, local=True, cluster_resources=lambda: {"CPU": 2.0},
                         sleep=lambda s: pytest.fail("a local Ray never grows: no waiting"))
@@ -55,7 +55,7 @@ def test_a_local_ray_short_of_resources_fails_at_once_naming_what_it_has():
 
 def test_a_joined_cluster_says_it_waits_for_the_autoscaler_until_the_nodes_come(capsys):
     config = SearchConfig(workers=4)
-    config.evaluator.num_gpus = 0.5
+    config.evaluator.num_cpus, config.evaluator.num_gpus = 1.0, 0.5
     sizes = iter([{"CPU": 4.0}, {"CPU": 8.0, "GPU": 1.0}, {"CPU": 8.0, "GPU": 2.0}])
     check_resources(config, local=False, cluster_resources=lambda: next(sizes), sleep=lambda s: None)
     assert capsys.readouterr().err.startswith("waiting for the autoscaler: asked 2 GPU")
