@@ -27,7 +27,7 @@ from scipy import stats
 from tqdm import tqdm
 
 from common import RESULTS, write_result
-from evaluator.data import load_dataset
+from evaluator.data import DEFAULT_DATASET, load_dataset
 from evaluator.standalone import StandaloneConfig, train_standalone
 from machine import describe_machine
 
@@ -42,16 +42,16 @@ def spread_over_rewards(landscape: pd.DataFrame, n: int) -> pd.DataFrame:
 WORKER_DATA = {}  # a worker process's dataset, loaded once by start_worker
 
 
-def start_worker(options: dict) -> None:
+def start_worker(dataset: str, options: dict) -> None:
     """A worker process: one torch thread and the dataset loaded once for all its runs."""
     torch.set_num_threads(1)
-    WORKER_DATA["splits"] = load_dataset("cluttered-digits", seed=0, **options)
+    WORKER_DATA["splits"] = load_dataset(dataset, seed=0, **options)
 
 
 def run_one(genotype: str, seed: int, training: dict, options: dict) -> float:
     """Stand-alone test accuracy of one genotype and seed, in a worker process."""
-    config = StandaloneConfig(seed=seed, dataset_options=options, latency_repeats=2, val_every_epoch=False,
-                              **training)
+    config = StandaloneConfig(seed=seed, dataset=WORKER_DATA["splits"].name, dataset_options=options,
+                              latency_repeats=2, val_every_epoch=False, **training)
     return train_standalone(config, genotype, data=WORKER_DATA["splits"], progress=False).test_accuracy
 
 
@@ -79,16 +79,19 @@ def main() -> None:
     genotypes, seeds, epochs = (6, 1, 1) if args.quick else (args.genotypes, args.seeds, args.epochs)
     training = {"epochs": epochs, "batch_size": args.batch_size, "lr": args.lr}
     summary_path = landscape_path.with_suffix(".json")
-    options = json.loads(summary_path.read_text())["settings"]["dataset_options"] if summary_path.exists() else {}
+    settings = json.loads(summary_path.read_text())["settings"] if summary_path.exists() else {}
+    # landscapes measured before the dataset was recorded were all on cluttered-digits
+    dataset = settings.get("dataset", "cluttered-digits" if settings else DEFAULT_DATASET)
+    options = settings.get("dataset_options", {})
     if args.quick:
         options = {**options, "train_size": 2000, "test_size": 500}
     picks = spread_over_rewards(pd.read_parquet(landscape_path), genotypes)
-    load_dataset("cluttered-digits", seed=0, **options)  # generate and cache once, before the workers
+    load_dataset(dataset, seed=0, **options)  # generate and cache once, before the workers
     jobs = [(pick.genotype, pick.val_accuracy, seed) for pick in picks.itertuples() for seed in range(seeds)]
     rows, start = [], time.perf_counter()
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(args.workers, mp_context=context, initializer=start_worker,
-                             initargs=(options,)) as pool:
+                             initargs=(dataset, options)) as pool:
         futures = [pool.submit(run_one, genotype, seed, training, options) for genotype, _, seed in jobs]
         for (genotype, supernet_reward, seed), future in tqdm(zip(jobs, futures), total=len(jobs),
                                                                desc="stand-alone", unit="run"):
@@ -104,7 +107,8 @@ def main() -> None:
         "benchmark": name, "machine": describe_machine(),
         "settings": {"landscape": landscape_path.name, "genotypes": len(picks), "seeds": seeds, "epochs": epochs,
                      "batch_size": args.batch_size, "lr": args.lr,
-                     "dataset_options": options, "workers": args.workers, "threads_per_worker": 1},
+                     "dataset": dataset, "dataset_options": options, "workers": args.workers,
+                     "threads_per_worker": 1},
         "kendall_tau": tau.statistic, "kendall_p": tau.pvalue, "spearman_rho": rho.statistic,
         "spearman_p": rho.pvalue, "target": "tau >= 0.6", "seconds": time.perf_counter() - start,
         "seconds_per_run": (time.perf_counter() - start) / max(1, len(rows)),

@@ -22,7 +22,7 @@ from common import RESULTS, show_result, write_result
 import ray  # noqa: E402
 import torch  # noqa: E402
 
-from evaluator.data import load_dataset  # noqa: E402
+from evaluator.data import DEFAULT_DATASET, load_dataset  # noqa: E402
 from evaluator.standalone import StandaloneConfig, measure_cost, seeded_model  # noqa: E402
 from machine import describe_machine  # noqa: E402
 from rundir import RunDir  # noqa: E402
@@ -40,7 +40,7 @@ def idle_latency(summary: list[dict], options: dict) -> None:
     """Latency per image at batch 1 and 64 of every model, measured one model at a time with one
     thread once stage 2 is over: stage 2's own figures were taken while other trials trained."""
     torch.set_num_threads(1)
-    data = load_dataset("cluttered-digits", seed=0, **options)
+    data = load_dataset(DEFAULT_DATASET, seed=0, **options)  # the default search's dataset
     for row in summary:
         model = seeded_model(StandaloneConfig(), row["genotype"], data.num_classes).to(memory_format=torch.channels_last)
         cost = measure_cost(model, data, torch.device("cpu"), torch.channels_last, repeats=20)

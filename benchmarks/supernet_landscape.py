@@ -29,6 +29,7 @@ import ray  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from controller.service import NAMESPACE  # noqa: E402
+from evaluator.data import DEFAULT_DATASET  # noqa: E402
 from evaluator.pool import WorkerPool  # noqa: E402
 from evaluator.worker import RewardTask  # noqa: E402
 from machine import describe_machine  # noqa: E402
@@ -115,7 +116,8 @@ def main() -> None:
     summary = {
         "benchmark": name, "machine": describe_machine(),
         "settings": {"rounds": rounds, "train_steps_per_round": train_steps, "workers": args.workers,
-                     "policy": "random", "genotypes_scored": len(keys), "dataset_options": options,
+                     "policy": "random", "genotypes_scored": len(keys), "dataset": DEFAULT_DATASET,
+                     "dataset_options": options,
                      "scored_on": "whole validation split"},
         "seconds": {"train": trained - start, "score": scored - trained,
                     "per_genotype_mean": float(landscape["seconds"].mean())},
