@@ -7,17 +7,15 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch
 
-from evaluator.data.cache import cached_arrays
-from evaluator.data.errors import DatasetError, default_cache_dir
+from evaluator.data.errors import DatasetError
+from evaluator.data.generated import generated_splits
 from evaluator.data.registry import DATASETS
 from evaluator.data.splits import SPLITS, DatasetSplits, holdout_count, stratified_holdout
-from evaluator.data.tensors import ImageTensors, channel_stats
 
 # Bump when the renderer changes what the same parameters produce: old cache files are then ignored.
 CLUTTERED_DIGITS_VERSION = 1
@@ -214,16 +212,5 @@ def cluttered_digits(data_dir: Optional[str], *, download: bool, seed: int, cach
     and a mirrored digit is not a digit.
     """
     config = ClutteredDigitsConfig(**options, seed=seed)
-    folder = (Path(data_dir) if data_dir else default_cache_dir()) if cache else None
-    arrays, path = cached_arrays("cluttered-digits", config.key(), lambda: generate_cluttered_digits(config), folder)
-    train_images = torch.from_numpy(arrays["train_images"])
-    mean, std = channel_stats(train_images)
-
-    def tensors(split: str) -> ImageTensors:
-        sources = {k: torch.from_numpy(arrays[f"{split}_{k}"]) for k in ("digit_index", "clutter_index", "pool")}
-        return ImageTensors(torch.from_numpy(arrays[f"{split}_images"]), torch.from_numpy(arrays[f"{split}_labels"]),
-                            mean, std, sources=sources)
-
-    return DatasetSplits("cluttered-digits", tensors("train"), tensors("val"), tensors("test"), num_classes=10,
-                         image_size=config.canvas_size, channels=3, mean=mean, std=std,
-                         cache_path=str(path) if path else None, options=asdict(config))
+    return generated_splits("cluttered-digits", config, lambda: generate_cluttered_digits(config), data_dir=data_dir,
+                            cache=cache, num_classes=10, sources=("digit_index", "clutter_index", "pool"))

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -33,11 +32,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from evaluator.data.cache import cached_arrays
-from evaluator.data.errors import DatasetError, default_cache_dir
+from evaluator.data.errors import DatasetError
+from evaluator.data.generated import generated_splits
 from evaluator.data.registry import DATASETS
 from evaluator.data.splits import SPLITS, DatasetSplits
-from evaluator.data.tensors import ImageTensors, channel_stats
 
 # Bump when the renderer changes what the same parameters produce: old cache files are then ignored.
 STYLED_GLYPHS_VERSION = 1
@@ -257,16 +255,5 @@ def styled_glyphs(data_dir: Optional[str], *, download: bool, seed: int, cache: 
     ``data_dir`` or the cache dir. No augmentation: pose, colours, clutter and style are drawn per
     sample already, and a mirrored glyph is another glyph."""
     config = StyledGlyphsConfig(**options, seed=seed)
-    folder = (Path(data_dir) if data_dir else default_cache_dir()) if cache else None
-    arrays, path = cached_arrays("styled-glyphs", config.key(), lambda: generate_styled_glyphs(config), folder)
-    train_images = torch.from_numpy(arrays["train_images"])
-    mean, std = channel_stats(train_images)
-
-    def tensors(split: str) -> ImageTensors:
-        sources = {k: torch.from_numpy(arrays[f"{split}_{k}"]) for k in ("symbols", "styles", "colours")}
-        return ImageTensors(torch.from_numpy(arrays[f"{split}_images"]), torch.from_numpy(arrays[f"{split}_labels"]),
-                            mean, std, sources=sources)
-
-    return DatasetSplits("styled-glyphs", tensors("train"), tensors("val"), tensors("test"), num_classes=config.classes,
-                         image_size=config.canvas_size, channels=3, mean=mean, std=std,
-                         cache_path=str(path) if path else None, options=asdict(config))
+    return generated_splits("styled-glyphs", config, lambda: generate_styled_glyphs(config), data_dir=data_dir,
+                            cache=cache, num_classes=config.classes, sources=("symbols", "styles", "colours"))
