@@ -109,8 +109,12 @@ def write_table(table: pd.DataFrame, path: Path) -> None:
     temporary.replace(path)
 
 
-def summarise(table: pd.DataFrame) -> Dict[str, Any]:
-    """Per-genotype means, the seed-against-seed tau, and every known module against ``none`` (in points)."""
+def summarise(table: pd.DataFrame, planned_runs: Optional[int] = None) -> Dict[str, Any]:
+    """Per-genotype means, the seed-against-seed tau, and every known module against ``none`` (in points).
+
+    Until all ``planned_runs`` are in, the tau covers only the genotypes measured twice or more, and
+    its target is reported as None (not yet judged).
+    """
     per_genotype = (table.groupby(["name", "genotype"])
                     .agg(test_mean=("test_accuracy", "mean"), test_sd=("test_accuracy", "std"),
                          val_mean=("val_accuracy", "mean"), train_mean=("train_accuracy", "mean"),
@@ -125,7 +129,9 @@ def summarise(table: pd.DataFrame) -> Dict[str, Any]:
                 against_none[name] = difference(accuracy[name], accuracy["none"])
     best = max(against_none, key=lambda n: against_none[n]["difference"]) if against_none else None
     none = per_genotype[per_genotype["name"] == "none"]
+    complete = planned_runs is None or len(table) >= planned_runs
     return {
+        "complete": complete,
         "genotypes": int(per_genotype["genotype"].nunique()), "runs": len(table),
         "seed_tau": seed_tau(table),
         "none_test_accuracy": float(none["test_mean"].iloc[0]) if len(none) else None,
@@ -136,7 +142,7 @@ def summarise(table: pd.DataFrame) -> Dict[str, Any]:
             "best known beats none by >= 1.0 point and > 2 standard errors":
                 bool(best and against_none[best]["difference"] >= 1.0 and against_none[best]["z"] > 2),
             "none below 97 %": bool(len(none) and none["test_mean"].iloc[0] < 0.97),
-            "seed-against-seed tau >= 0.7": bool(seed_tau(table)["mean"] >= 0.7) if len(table) else False,
+            "seed-against-seed tau >= 0.7": bool(seed_tau(table)["mean"] >= 0.7) if complete else None,
         },
         "per_genotype": per_genotype.to_dict("records"),
     }
@@ -206,7 +212,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     document = {"benchmark": name, "machine": describe_machine(),
                 "budget": budget, "seeds": seeds, "planned_genotypes": [list(p) for p in picks],
                 "seconds_this_invocation": time.perf_counter() - started,
-                "run_seconds_total": float(table["wall_time_s"].sum()), **summarise(table)}
+                "run_seconds_total": float(table["wall_time_s"].sum()), "planned_runs": len(picks) * seeds,
+                **summarise(table, len(picks) * seeds)}
     write_result(path.with_suffix(".json"), document)
     print(json.dumps({k: document[k] for k in ("runs", "seed_tau", "none_test_accuracy", "best_known", "targets")},
                      indent=2, default=float))

@@ -92,3 +92,11 @@ def test_summary_finds_the_best_known_module_and_judges_the_targets():
     assert summary["targets"]["best known beats none by >= 1.0 point and > 2 standard errors"]
     assert summary["targets"]["none below 97 %"]
     assert summary["none_train_minus_val_points"] == pytest.approx(5.0)
+
+
+def test_a_partial_table_does_not_judge_the_tau_target_yet():
+    table = pd.DataFrame([row(name, seed, 0.8 + 0.01 * seed + (0.02 if name == "se" else 0), BUDGET)
+                          for name in ("none", "se", "eca") for seed in range(3)])
+    partial = standalone_table.summarise(table, planned_runs=72)
+    assert partial["complete"] is False and partial["targets"]["seed-against-seed tau >= 0.7"] is None
+    assert standalone_table.summarise(table, planned_runs=9)["complete"] is True
