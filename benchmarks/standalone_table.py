@@ -130,10 +130,11 @@ def summarise(table: pd.DataFrame, planned_runs: Optional[int] = None) -> Dict[s
     best = max(against_none, key=lambda n: against_none[n]["difference"]) if against_none else None
     none = per_genotype[per_genotype["name"] == "none"]
     complete = planned_runs is None or len(table) >= planned_runs
+    tau = seed_tau(table)
     return {
         "complete": complete,
         "genotypes": int(per_genotype["genotype"].nunique()), "runs": len(table),
-        "seed_tau": seed_tau(table),
+        "seed_tau": tau,
         "none_test_accuracy": float(none["test_mean"].iloc[0]) if len(none) else None,
         "none_train_minus_val_points": float(100 * (none["train_mean"] - none["val_mean"]).iloc[0]) if len(none) else None,
         "known_against_none_points": against_none,
@@ -142,7 +143,7 @@ def summarise(table: pd.DataFrame, planned_runs: Optional[int] = None) -> Dict[s
             "best known beats none by >= 1.0 point and > 2 standard errors":
                 bool(best and against_none[best]["difference"] >= 1.0 and against_none[best]["z"] > 2),
             "none below 97 %": bool(len(none) and none["test_mean"].iloc[0] < 0.97),
-            "seed-against-seed tau >= 0.7": bool(seed_tau(table)["mean"] >= 0.7) if complete else None,
+            "seed-against-seed tau >= 0.7": bool(tau["mean"] >= 0.7) if complete else None,
         },
         "per_genotype": per_genotype.to_dict("records"),
     }
