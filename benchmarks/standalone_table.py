@@ -149,6 +149,18 @@ def summarise(table: pd.DataFrame, planned_runs: Optional[int] = None) -> Dict[s
     }
 
 
+def markdown(summary: Dict[str, Any]) -> str:
+    """The per-genotype table as Markdown, best first: what the README shows."""
+    lines = ["| rank | name | genotype | test accuracy % (mean ± sd) | seeds | params | MMACs |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for rank, row in enumerate(summary["per_genotype"], start=1):
+        sd = row["test_sd"]
+        spread = "" if sd != sd else f" ± {100 * sd:.2f}"  # one seed: no sd (NaN)
+        lines.append(f"| {rank} | {row['name']} | `{row['genotype']}` | {100 * row['test_mean']:.2f}{spread} | "
+                     f"{row['seeds']} | {row['params']:,} | {row['macs'] / 1e6:.1f} |")
+    return "\n".join(lines)
+
+
 def run_table(picks: Sequence[Tuple[str, str]], seeds: int, budget: Dict[str, Any], path: Path,
               args: argparse.Namespace) -> pd.DataFrame:
     """Every (genotype, seed) not yet in ``path``, on Ray, rows written as each run finishes."""
@@ -198,6 +210,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--address", help="an existing Ray cluster (default: start a local one)")
     parser.add_argument("--out", type=Path, help="the Parquet file (default results/standalone_table[_quick].parquet)")
     parser.add_argument("--summary", action="store_true", help="only summarise the Parquet file")
+    parser.add_argument("--markdown", action="store_true", help="also print the per-genotype table as Markdown")
     args = parser.parse_args(argv)
     name = "standalone_table_quick" if args.quick else "standalone_table"
     path = args.out or RESULTS / f"{name}.parquet"
@@ -218,6 +231,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     write_result(path.with_suffix(".json"), document)
     print(json.dumps({k: document[k] for k in ("runs", "seed_tau", "none_test_accuracy", "best_known", "targets")},
                      indent=2, default=float))
+    if args.markdown:
+        print(markdown(document))
 
 
 if __name__ == "__main__":

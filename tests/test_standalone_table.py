@@ -100,3 +100,13 @@ def test_a_partial_table_does_not_judge_the_tau_target_yet():
     partial = standalone_table.summarise(table, planned_runs=72)
     assert partial["complete"] is False and partial["targets"]["seed-against-seed tau >= 0.7"] is None
     assert standalone_table.summarise(table, planned_runs=9)["complete"] is True
+
+
+def test_the_markdown_table_lists_genotypes_best_first_with_mean_and_sd():
+    accuracies = {"none": [0.80, 0.82], "se": [0.84, 0.86]}
+    table = pd.DataFrame([row(name, seed, a, BUDGET) for name, values in accuracies.items()
+                          for seed, a in enumerate(values)])
+    lines = standalone_table.markdown(standalone_table.summarise(table)).splitlines()
+    assert lines[0].startswith("| rank | name | genotype |") and len(lines) == 4
+    assert lines[2].startswith(f"| 1 | se | `{KNOWN['se'].key}` | 85.00 ± 1.41 | 2 |")
+    assert lines[3].startswith("| 2 | none |")
