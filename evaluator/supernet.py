@@ -2,15 +2,17 @@
 
 Batch norm across genotypes: the backbone's BN layers are shared by every genotype, so their
 running statistics are a mixture over whatever genotypes trained them and fit none of them. The
-search therefore never uses running statistics: shared-weight training and reward evaluation
-both normalise with the statistics of the batch at hand (train-mode BN; during evaluation with
-momentum 0 so the running buffers are left alone), as ENAS and most one-shot searches do. Each
-attention op owns its own BN layers, so those only ever see the genotypes that use them.
+search therefore never uses the shared running statistics: shared-weight training normalises with
+the statistics of the batch at hand, and rewards either do the same (``frozen_bn_statistics``:
+train-mode BN with momentum 0, so the running buffers are left alone; ENAS and most one-shot
+searches) or re-estimate the running statistics for the scored genotype on a few training batches
+and score in eval mode (``recalibrated_bn_statistics``; SPOS), restoring the shared buffers after.
+Each attention op owns its own BN layers, so those only ever see the genotypes that use them.
 """
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Dict, Iterator, List, Optional, Union
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -137,3 +139,39 @@ def frozen_bn_statistics(model: nn.Module) -> Iterator[None]:
             module.momentum = momentum
             module.train(training)
             module.num_batches_tracked.copy_(tracked)
+
+
+@contextmanager
+def recalibrated_bn_statistics(model: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor],
+                               batches: Iterable[torch.Tensor]) -> Iterator[None]:
+    """Eval-mode BN with running statistics re-estimated on ``batches`` (SPOS), then put back.
+
+    Every BN layer's running statistics are reset and accumulated as a cumulative average
+    (``momentum=None``) over ``forward(images)`` for each (B, C, H, W) batch, in train mode and
+    without gradients; inside the block the model is in eval mode and normalises with them. On
+    exit every BN buffer, momentum and every module's train/eval mode are as they were, so the
+    shared state a later task loads or trains is not touched. BN layers the forward does not
+    reach keep the reset statistics inside the block (they are not used).
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    saved = {m: (m.momentum, m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone())
+             for m in norms}
+    modes = {m: m.training for m in model.modules()}
+    try:
+        for module in norms:
+            module.reset_running_stats()
+            module.momentum = None
+        model.train()
+        with torch.no_grad():
+            for images in batches:
+                forward(images)
+        model.eval()
+        yield
+    finally:
+        for module, (momentum, mean, var, tracked) in saved.items():
+            module.momentum = momentum
+            module.running_mean.copy_(mean)
+            module.running_var.copy_(var)
+            module.num_batches_tracked.copy_(tracked)
+        for module, training in modes.items():
+            module.training = training

@@ -1,8 +1,14 @@
 """The report's plots as matplotlib figures (Agg canvas, no display needed), and a figure as PNG bytes.
 
-Reward over rounds (per-round mean, best so far, the REINFORCE baseline), the op frequencies per
-decision over rounds, the policy's entropy over rounds and, once stage 2 has run, the top-K
-against the baselines with the seed spread.
+Reward over rounds (per-round mean and the REINFORCE baseline, then each reward relative to its
+round's mean), the op frequencies per decision over rounds, the policy's entropy over rounds and,
+once stage 2 has run, the top-K against the baselines with the seed spread. Warm-up rounds (the
+log's ``phase``) are shaded in every plot over rounds.
+
+Search progress against supernet training: a round's mean reward rises as the shared weights
+train, whatever the controller does, so a raw "best so far" line mostly draws the supernet's
+training curve. A reward minus its round's mean compares the genotypes scored by the same weights
+(on the same images, with common reward images); that is what the controller learns from.
 
 The policy's probabilities per round are not logged, and the checkpoints keep only the last two
 rounds' policies; a sample's ``log_prob`` is the joint probability of its four ops and cannot be
@@ -33,21 +39,44 @@ CANDIDATE_COLOUR, BASELINE_COLOUR = "tab:blue", "tab:orange"
 
 
 def reward_figure(log: pd.DataFrame) -> Figure:
-    """Every sample's reward (dots), the per-round mean, the best so far and the REINFORCE baseline."""
-    figure = Figure(figsize=(8, 4.5))
-    axes = figure.add_subplot()
+    """Top: every sample's reward (dots), the round's mean and the REINFORCE baseline (supernet
+    training). Bottom: each reward minus its round's mean, and the round's best (search progress)."""
+    figure = Figure(figsize=(8, 7), layout="constrained")
+    raw, relative = figure.subplots(2, 1, sharex=True)
     finite = log[np.isfinite(log["reward"])]
-    per_round = finite.groupby("round")
-    axes.scatter(finite["round"], finite["reward"], s=10, color="0.7", label="one sample")
-    axes.plot(per_round["reward"].mean(), marker="o", color="tab:blue", label="mean of the round")
-    axes.plot(per_round["reward"].max().cummax(), color="tab:green", drawstyle="steps-post", label="best so far")
-    axes.plot(log.groupby("round")["baseline"].mean(), linestyle="--", color="tab:red",
-              label="REINFORCE baseline (before the update)")
-    axes.set(xlabel="round", ylabel="reward", title="Reward over rounds")
-    axes.grid(alpha=0.3)
-    axes.legend(loc="best", fontsize="small")
-    integer_rounds(axes, log)
+    per_round = finite.groupby("round")["reward"]
+    raw.scatter(finite["round"], finite["reward"], s=10, color="0.7", label="one sample")
+    raw.plot(per_round.mean(), marker="o", color="tab:blue", label="mean of the round")
+    raw.plot(log.groupby("round")["baseline"].mean(), linestyle="--", color="tab:red",
+             label="REINFORCE baseline (before the update)")
+    raw.set(ylabel="reward", title="Reward over rounds: the supernet training (round means rise with it)")
+    above = finite["reward"] - per_round.transform("mean")
+    relative.axhline(0.0, color="0.4", linewidth=0.8)
+    relative.scatter(finite["round"], above, s=10, color="0.5", label="one sample")
+    relative.plot(above.groupby(finite["round"]).max(), marker="^", color="tab:green", label="best of the round")
+    relative.set(xlabel="round", ylabel="reward - round mean",
+                 title="Search progress: each reward against the others of its round")
+    for axes in (raw, relative):
+        shade_warmup(axes, log)
+        axes.grid(alpha=0.3)
+        axes.legend(loc="best", fontsize="small")
+    integer_rounds(relative, log)
     return figure
+
+
+def warmup_rounds(log: pd.DataFrame) -> List[int]:
+    """The rounds the log marks as warm-up (``phase`` "warmup"), ascending."""
+    if "phase" not in log:
+        return []
+    return sorted(int(r) for r in log.loc[log["phase"] == "warmup", "round"].unique())
+
+
+def shade_warmup(axes: Axes, log: pd.DataFrame) -> None:
+    """A grey band over the warm-up rounds, labelled for the legend."""
+    rounds = warmup_rounds(log)
+    if rounds:
+        axes.axvspan(rounds[0] - 0.5, rounds[-1] + 0.5, color="0.85", zorder=0,
+                     label=f"warm-up (rounds {rounds[0]}-{rounds[-1]}): no controller update")
 
 
 def op_frequencies(log: pd.DataFrame, decision: str, rounds: List[int], ops: List[str]) -> np.ndarray:
@@ -75,10 +104,15 @@ def op_frequency_figure(log: pd.DataFrame) -> Figure:
         axes.set_yticks(range(len(ops)), ops, fontsize="small")
         among = f" (among samples with a {BRANCHES[decision].split('_')[0]} branch)" if decision in BRANCHES else ""
         axes.set_title(decision.replace("_", " ") + among, fontsize="medium", loc="left")
+    warm = warmup_rounds(log)
+    for axes in panels if warm else []:
+        axes.axvline(warm[-1] + 0.5, color="tab:red", linestyle="--", linewidth=1.2)
     panels[-1].set_xlabel("round")
     integer_rounds(panels[-1], log)
     figure.colorbar(image, ax=list(panels), shrink=0.6, label="frequency in the round")
-    figure.suptitle("Op probabilities per decision, estimated by each op's frequency among the round's samples")
+    figure.suptitle("Op probabilities per decision, estimated by each op's frequency among the round's samples"
+                    + (f"\nleft of the red line: warm-up rounds {warm[0]}-{warm[-1]}, the warm-up sampler's draws"
+                       if warm else ""))
     return figure
 
 
@@ -97,6 +131,7 @@ def entropy_figure(log: pd.DataFrame) -> Figure:
     axes.plot(per_round.mean(), marker="o", color="tab:purple", label="mean of the round")
     axes.set(xlabel="round", ylabel="entropy (nats, summed over the 4 decisions)",
              title="Policy entropy over rounds (lower: a more decided controller)")
+    shade_warmup(axes, log)
     axes.grid(alpha=0.3)
     axes.legend(loc="best", fontsize="small")
     integer_rounds(axes, log)

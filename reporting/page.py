@@ -12,7 +12,14 @@ from typing import Callable, Dict, List, Optional
 import pandas as pd
 from matplotlib.figure import Figure
 
-from reporting.figures import entropy_figure, op_frequency_figure, png_bytes, retrain_figure, reward_figure
+from reporting.figures import (
+    entropy_figure,
+    op_frequency_figure,
+    png_bytes,
+    retrain_figure,
+    reward_figure,
+    warmup_rounds,
+)
 from rundir import RunDir
 from searchspace import Genotype, strict_json
 from stage2.summary import summarise, summary_table
@@ -33,21 +40,26 @@ class ReportResult:
 
 PLOTS: Dict[str, Plot] = {
     "reward": Plot("reward.png", "Reward over rounds",
-                   "Each grey dot is one sampled genotype's reward (validation accuracy with the shared weights). "
-                   "Blue: the round's mean; green: the best reward so far; red dashes: the REINFORCE baseline "
-                   "the controller compared the rewards with before its update. Rewards above the baseline "
-                   "pushed the policy towards those samples."),
+                   "Top: each grey dot is one sampled genotype's reward (validation accuracy with the shared "
+                   "weights); blue: the round's mean, which rises as the shared weights train whatever the "
+                   "controller does; red dashes: the REINFORCE baseline the controller compared the rewards with "
+                   "before its update. Bottom, the search's progress: each reward minus its round's mean (the "
+                   "genotypes of a round share the weights, and with common reward images the images), and in "
+                   "green the round's best by that measure. Rewards above the baseline pushed the policy towards "
+                   "those samples. A grey band marks the warm-up rounds: the shared weights trained on the "
+                   "warm-up sampler's genotypes and the controller was not updated."),
     "ops": Plot("op_probabilities.png", "Op probabilities per decision",
                 "One heatmap per decision: rows are the ops, columns the rounds, colour the fraction of the "
                 "round's samples that drew the op. This empirical frequency estimates the policy's probability "
                 "of the op in that round (the log keeps only the joint log-probability of a sample, and the "
                 "checkpoints only the last two policies). Excitations are counted among the samples whose "
                 "branch exists; grey: no such sample in the round. A row turning yellow is the controller "
-                "settling on that op."),
+                "settling on that op. Warm-up rounds (left of the red line) show the warm-up sampler's draws."),
     "entropy": Plot("entropy.png", "Policy entropy over rounds",
                     "The entropy of the policy that drew each sample, summed over the four decisions: the mean "
                     "per round and its range. It falls as the controller becomes sure of its choice; a collapse "
-                    "to near zero early means it stopped exploring."),
+                    "to near zero early means it stopped exploring. Warm-up rounds (grey band) have no entropy: "
+                    "no policy drew their samples."),
     "retrain": Plot("retrain.png", "Stage 2: top-K against the baselines",
                     "Stand-alone training from scratch (retrain.parquet): each model's mean test accuracy over "
                     "seeds (diamond) with a bar of one standard deviation, and every seed as a dot. "
@@ -89,6 +101,10 @@ def status_html(rundir: RunDir, log: pd.DataFrame, candidates: Optional[pd.DataF
         ok = int((log["status"] == "ok").sum())
         search = (f"{log['round'].nunique()} rounds logged (last: {int(log['round'].max())}), "
                   f"{len(log)} samples, {ok} evaluated successfully")
+        warm = warmup_rounds(log)
+        if warm:
+            search += (f"; warm-up rounds {warm[0]}-{warm[-1]} (the shared weights trained on the warm-up "
+                       "sampler's genotypes, no controller update)")
     derive = "derive stage done" if candidates is not None else "no candidates yet (search running or stopped early)"
     stage2 = f"stage 2: {len(retrain)} trials" if retrain is not None else "stage 2 not run"
     return f"<p>{html.escape(rundir.show(rundir.root))}: {html.escape(search)}; {derive}; {stage2}.</p>"

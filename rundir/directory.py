@@ -35,6 +35,7 @@ from rundir.files import TEMPORARY_PREFIX, RunDirError, atomic_output, make_dir,
 from rundir.schemas import (
     CANDIDATE_SCHEMA,
     CANDIDATE_SOURCES,
+    PHASES,
     RETRAIN_KINDS,
     RETRAIN_SCHEMA,
     REWARD_SCHEMA,
@@ -133,7 +134,8 @@ class RunDir:
         """Write rewards/round-{round_number:06d}.parquet atomically, replacing an existing one.
 
         Every column of :data:`REWARD_SCHEMA` is required except ``timestamp`` (default: now, UTC)
-        ``attempts`` (default: 1) and ``note`` (default: empty); every row's ``round`` must be ``round_number``.
+        ``attempts`` (default: 1), ``note`` (default: empty) and ``phase`` (default: "search"); every
+        row's ``round`` must be ``round_number``, every ``phase`` one of :data:`PHASES`.
         """
         frame = pd.DataFrame(list(rows) if not isinstance(rows, pd.DataFrame) else rows).copy()
         if frame.empty:
@@ -144,9 +146,13 @@ class RunDir:
             frame["attempts"] = 1
         if "note" not in frame:
             frame["note"] = ""
+        if "phase" not in frame:
+            frame["phase"] = "search"
         table = self._table(frame, REWARD_SCHEMA, f"round {round_number}")
         if not all(r == round_number for r in table["round"].to_pylist()):
             raise self._error(f"round {round_number}: rows with another 'round' value")
+        if not set(table["phase"].to_pylist()) <= set(PHASES):
+            raise self._error(f"round {round_number}: 'phase' must be one of {', '.join(PHASES)}")
         make_dir(self.fs, self.path("rewards"))
         with atomic_output(self.fs, self._round_path(round_number)) as stream:
             pq.write_table(table, stream)
@@ -161,9 +167,10 @@ class RunDir:
         tables = [self._read_parquet(self._round_path(r)) for r in self.rounds()]
         if not tables:
             return REWARD_SCHEMA.empty_table().to_pandas()
-        # Round files written before a column was added lack it: those rows get nulls.
+        # Round files written before a column was added lack it: those rows get nulls, and a phase of "search".
         table = pa.concat_tables(tables, promote_options="default")
         frame = table.to_pandas()
+        frame["phase"] = frame["phase"].fillna("search") if "phase" in frame else "search"
         return frame.sort_values(["round", "sample"], kind="mergesort").reset_index(drop=True)
 
     def drop_rounds_after(self, round_number: int) -> List[int]:

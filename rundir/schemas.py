@@ -11,7 +11,9 @@ OPS = [pa.field(name, pa.string()) for name in DECISION_NAMES]
 
 # docs/formats.md's columns in its order; ``attempts`` and ``note`` are ours (docs/formats.md allows added columns):
 # how many evaluations a reward took, > 1 when a worker died and the reward was computed again
-# elsewhere, and what happened (lost workers, errors), empty when nothing did.
+# elsewhere, and what happened (lost workers, errors), empty when nothing did. ``phase`` (issue 15):
+# "warmup" for a round of the supernet's warm-up (no controller involved: log_prob, entropy,
+# baseline and advantage are NaN), "search" otherwise; a round written before it existed reads as "search".
 REWARD_SCHEMA = pa.schema([
     pa.field("run_id", pa.string()),
     pa.field("round", pa.int32()),
@@ -27,7 +29,9 @@ REWARD_SCHEMA = pa.schema([
     pa.field("timestamp", pa.timestamp("us", tz="UTC")),
     pa.field("attempts", pa.int32()),
     pa.field("note", pa.string()),
+    pa.field("phase", pa.string()),
 ])
+PHASES = ("warmup", "search")
 
 CANDIDATE_SOURCES = ("mean_reward", "greedy", "sample")
 

@@ -1,6 +1,7 @@
 """The configuration of a search: a dataclass tree loaded from YAML, with command-line overrides."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 import typing
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from typing import Any, Dict, Mapping, Optional
 
 import yaml
 
+from controller.warmup_sampler import WARMUP_SAMPLING
 from evaluator.config import EvaluatorConfig
 
 POLICIES = ("rl", "ppo", "random")  # rl: REINFORCE; ppo: PPO (controller/ppo.py); random: the baseline
@@ -33,6 +35,11 @@ class SearchConfig:
     controller_preset: str = "sase"  # measured: benchmarks/controller_landscapes.py (issue 8)
     controller: Dict[str, Any] = field(default_factory=dict)  # overrides of the preset's fields
     train_steps: int = 48
+    # Warm-up (issue 15): the first warmup_rounds rounds train the shared weights on genotypes of the
+    # warm-up sampler (controller/warmup_sampler.py: "fair" or "uniform"), not the controller's, and
+    # leave the controller as it was. Provisional defaults, not yet measured (issue 15's ablation).
+    warmup_rounds: int = 4
+    warmup_sampling: str = "fair"
     samples_per_round: int = 10
     derive_top: int = 5
     derive_samples: int = 10
@@ -46,6 +53,11 @@ class SearchConfig:
         for name in ("rounds", "workers", "train_steps", "samples_per_round"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.warmup_rounds < 0:  # as many as rounds, or more: the controller never learns
+            raise ConfigError(f"warmup_rounds must be at least 0, got {self.warmup_rounds}")
+        if self.warmup_sampling not in WARMUP_SAMPLING:
+            raise ConfigError(f"warmup_sampling must be one of {', '.join(WARMUP_SAMPLING)}, "
+                              f"got {self.warmup_sampling!r}")
 
 
 def build(cls: type, values: Mapping[str, Any], where: str = "") -> Any:
@@ -87,8 +99,13 @@ def _check_type(hint: Any, value: Any, path: str) -> Any:
     raise ConfigError(f"{path}: expected {hint}, got {value!r}")
 
 
-def load_config(path: Optional[str] = None, overrides: Optional[Mapping[str, Any]] = None) -> SearchConfig:
-    """The config file (or the defaults), then ``overrides`` given as dotted keys (``evaluator.dataset``)."""
+def load_config(path: Optional[str] = None, overrides: Optional[Mapping[str, Any]] = None,
+                defaults: Optional[Mapping[str, Any]] = None) -> SearchConfig:
+    """The config file (or the defaults), then ``overrides`` given as dotted keys (``evaluator.dataset``).
+
+    ``defaults``: dotted keys that stand for the dataclasses' defaults where the file lacks them
+    (resuming a run saved before a key existed: :func:`predated_settings`).
+    """
     values: Dict[str, Any] = {}
     if path is not None:
         try:
@@ -99,6 +116,7 @@ def load_config(path: Optional[str] = None, overrides: Optional[Mapping[str, Any
             raise ConfigError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
         if not isinstance(values, dict):
             raise ConfigError(f"config file {path} must hold a mapping")
+    values = with_defaults(values, defaults or {})
     for dotted, value in (overrides or {}).items():
         if value is not None:
             set_dotted(values, dotted, value)
@@ -112,6 +130,39 @@ def set_dotted(values: Dict[str, Any], dotted: str, value: Any) -> None:
     for key in parents:
         node = node.setdefault(key, {})
     node[leaf] = value
+
+
+# Keys added after runs were saved, with what a run whose config.yaml lacks them did (before issue 15:
+# no warm-up, each sample on its own batch): a resumed run goes on as it began, not with today's defaults.
+PREDATED = {"warmup_rounds": 0, "evaluator.common_reward_images": False}
+
+
+def predated_settings(saved: Mapping[str, Any]) -> Dict[str, Any]:
+    """The :data:`PREDATED` keys (dotted) that a saved config.yaml's values lack, with what its run did."""
+    return {dotted: value for dotted, value in PREDATED.items() if not has_dotted(saved, dotted)}
+
+
+def has_dotted(values: Mapping[str, Any], dotted: str) -> bool:
+    node: Any = values
+    for key in dotted.split("."):
+        if not isinstance(node, Mapping) or key not in node:
+            return False
+        node = node[key]
+    return True
+
+
+def with_defaults(values: Mapping[str, Any], defaults: Mapping[str, Any]) -> Dict[str, Any]:
+    """A copy of the nested ``values`` with each dotted key of ``defaults`` that it lacks set (not
+    under a value that is not a mapping: :func:`build` refuses that one, naming it)."""
+    values = copy.deepcopy(dict(values))
+    for dotted, value in defaults.items():
+        *parents, leaf = dotted.split(".")
+        node: Any = values
+        for key in parents:
+            node = node.setdefault(key, {}) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.setdefault(leaf, value)
+    return values
 
 
 def to_dict(config: Any) -> Dict[str, Any]:

@@ -17,7 +17,16 @@ import ray
 from controller.service import NAMESPACE
 from rundir import RunDir, RunDirError
 from search.cluster import connect
-from search.config import ConfigError, SearchConfig, build, load_config, set_dotted, to_dict
+from search.config import (
+    ConfigError,
+    SearchConfig,
+    build,
+    load_config,
+    predated_settings,
+    set_dotted,
+    to_dict,
+    with_defaults,
+)
 from search.loop import run_id_of, search
 from search.preflight import (
     check_address,
@@ -64,8 +73,9 @@ def resume_config(config_path: Optional[str], overrides: Dict[str, Any]) -> tupl
         raise RunDirError(f"{out}: nothing to resume (no run directory); drop --resume to start a run")
     check_writable(out)
     rundir.read_rewards()  # a damaged round file stops the resume here, named, before anything runs
-    saved = flatten(to_dict(build(SearchConfig, rundir.read_config())))
-    given = given_settings(config_path, overrides)
+    predated = predated_settings(rundir.read_config())  # a run saved before these keys ran without them
+    saved = flatten(to_dict(build(SearchConfig, with_defaults(rundir.read_config(), predated))))
+    given = given_settings(config_path, overrides, predated)
     # A config file gives every setting: a key it lacks that the saved run has (a preset override) differs too.
     keys = set(given) | (set(saved) if config_path is not None else set())
     changed = [f"{key}: {saved.get(key, UNSET)!r} -> {given.get(key, UNSET)!r}" for key in sorted(keys)
@@ -74,7 +84,7 @@ def resume_config(config_path: Optional[str], overrides: Dict[str, Any]) -> tupl
         raise ConfigError(f"--resume keeps the saved run's settings; these differ: {'; '.join(changed)} "
                           "(only rounds, the Ray address and CPUs/GPUs per worker may change; "
                           "start a new run with another --out for the rest)")
-    resumed = rundir.read_config()
+    resumed = with_defaults(rundir.read_config(), predated)
     for dotted in RESUMABLE:
         if given.get(dotted) is not None:
             set_dotted(resumed, dotted, given[dotted])
@@ -83,10 +93,12 @@ def resume_config(config_path: Optional[str], overrides: Dict[str, Any]) -> tupl
     return config, rundir
 
 
-def given_settings(config_path: Optional[str], overrides: Mapping[str, Any]) -> Dict[str, Any]:
-    """What the user asked for, as dotted keys: the whole resolved config when a file is given, else the flags."""
+def given_settings(config_path: Optional[str], overrides: Mapping[str, Any],
+                   predated: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """What the user asked for, as dotted keys: the whole resolved config when a file is given, else the flags.
+    ``predated``: keys the saved run predates; a file that lacks one means what the run did, not the default."""
     if config_path is not None:
-        values = flatten(to_dict(load_config(config_path, overrides)))
+        values = flatten(to_dict(load_config(config_path, overrides, defaults=predated)))
         return {key: value for key, value in values.items() if not (key in IDENTITY and value is None)}
     explicit = {dotted: value for dotted, value in overrides.items() if value is not None}
     nested: Dict[str, Any] = {}

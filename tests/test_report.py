@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from reporting import op_frequencies, write_report
+from reporting.figures import reward_figure
 from rundir import RunDir
 from experiments_paths import load_script
 from searchspace import KNOWN, from_key
@@ -164,3 +165,37 @@ def test_bad_run_directory_exits_2_with_one_error_line(tmp_path, case, message, 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and message in err
     assert not (target / "report" / "index.html").exists()
+
+
+def with_warmup(rundir: RunDir, rounds) -> RunDir:
+    """The run's ``rounds`` rewritten as the loop logs a warm-up: phase "warmup", no controller columns."""
+    log = rundir.read_rewards()
+    for r in rounds:
+        nan = float("nan")
+        rundir.write_round(r, log[log["round"] == r].assign(phase="warmup", log_prob=nan, entropy=nan,
+                                                             baseline=nan, advantage=nan))
+    return rundir
+
+
+def test_the_report_marks_the_warmup_rounds(tmp_path):
+    rundir = with_warmup(make_run(tmp_path / "run", rounds=4, candidates=False), [1, 2])
+    result = write_report(rundir)
+    assert result.images == ALL_PLOTS[:3]
+    assert "warm-up rounds 1-2" in " ".join(page_of(rundir).text)
+    for axes in reward_figure(rundir.read_rewards()).axes:
+        assert "warm-up (rounds 1-2): no controller update" in axes.get_legend_handles_labels()[1]
+    plain = make_run(tmp_path / "plain", rounds=2, candidates=False)
+    write_report(plain)
+    assert "warm-up rounds 1-" not in " ".join(page_of(plain).text)  # the captions explain the band in any case
+    assert not any("warm-up" in label for axes in reward_figure(plain.read_rewards()).axes
+                   for label in axes.get_legend_handles_labels()[1])
+
+
+def test_rewards_relative_to_their_rounds_mean_average_zero_per_round(tmp_path):
+    log = make_run(tmp_path / "run", rounds=3, candidates=False).read_rewards()
+    relative = reward_figure(log).axes[1]
+    points = relative.collections[0].get_offsets()
+    frame = pd.DataFrame({"round": points[:, 0], "relative": points[:, 1]})
+    np.testing.assert_allclose(frame.groupby("round")["relative"].mean(), 0.0, atol=1e-12)
+    expected = log["reward"] - log.groupby("round")["reward"].transform("mean")
+    np.testing.assert_allclose(np.sort(points[:, 1]), np.sort(expected.to_numpy()))

@@ -86,10 +86,11 @@ def run_script(name, *args, cwd):
 def test_round_file_has_designs_columns_and_types(run):
     run.write_round(1, LOG[1])
     schema = pq.read_schema(run.path("rewards", "round-000001.parquet"))
-    assert [(f.name, f.type) for f in schema] == DESIGN_COLUMNS + [("attempts", pa.int32()), ("note", pa.string())]
+    assert [(f.name, f.type) for f in schema] == DESIGN_COLUMNS + [("attempts", pa.int32()), ("note", pa.string()),
+                                                                   ("phase", pa.string())]
     table = pq.read_table(run.path("rewards", "round-000001.parquet"))
     assert table["timestamp"][0].as_py().isoformat() == "2026-01-02T03:04:05.123456+00:00"
-    assert table["attempts"].to_pylist() == [1, 1, 1]
+    assert table["attempts"].to_pylist() == [1, 1, 1] and table["phase"].to_pylist() == ["search"] * 3
     assert table["genotype"].to_pylist() == [row["genotype"] for row in LOG[1]]
 
 

@@ -52,6 +52,7 @@ def test_search_leaves_a_complete_run_directory(uninterrupted):
     rewards = pd.read_parquet(out / "rewards")
     assert sorted(rewards["round"].unique()) == [1, 2, 3, 4]
     assert len(rewards) == 16 and list(rewards.columns) == REWARD_SCHEMA.names
+    assert rewards.groupby("round")["phase"].first().tolist() == ["warmup", "search", "search", "search"]
     assert (rewards["status"] == "ok").all() and rewards["reward"].between(0, 1.01).all()
     assert rewards["genotype"].map(lambda k: searchspace.from_key(k).key == k).all()  # canonical keys
     winner = searchspace.load(out / "winner.json")
@@ -111,7 +112,7 @@ def own_cluster():
 def test_status_attaches_to_a_running_search(tiny_config, tmp_path, own_cluster):
     process = search(tiny_config, tmp_path / "watched", "--rounds", "40", "--ray-address", own_cluster)
     try:
-        marker = tmp_path / "watched" / "rewards" / "round-000001.parquet"
+        marker = tmp_path / "watched" / "rewards" / "round-000002.parquet"  # round 1 is the warm-up
         deadline = time.monotonic() + 600  # only against a hang: the loop waits for the file
         while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -28,13 +28,13 @@ POOL = ["gap|fc_relu_fc|mean_max|conv7x7", "gap|eca|none|none", "avg_max|fc_relu
         "none|none|mean_max|conv3x3", "none|none|none|none"]
 
 
-def write_search_config(folder: Path, *, rounds: int, derive: int, seed: int) -> Path:
-    """A search config for real (tiny) searches: 2 workers, 4 steps and 4 samples a round, 256
-    training images cached under ``folder``/data. Returns the YAML's path."""
+def write_search_config(folder: Path, *, rounds: int, derive: int, seed: int, warmup: int = 1) -> Path:
+    """A search config for real (tiny) searches: 2 workers, 4 steps and 4 samples a round, the first
+    ``warmup`` rounds a warm-up, 256 training images cached under ``folder``/data. Returns the YAML's path."""
     path = folder / "tiny.yaml"
     path.write_text(yaml.safe_dump({
         "rounds": rounds, "workers": 2, "train_steps": 4, "samples_per_round": 4, "derive_top": derive,
-        "derive_samples": derive, "seed": seed,
+        "derive_samples": derive, "seed": seed, "warmup_rounds": warmup,
         "evaluator": {"dataset_options": {"train_size": 256, "val_size": 128, "test_size": 64},
                       "data_dir": str(folder / "data"), "val_batch_size": 64, "training": {"batch_size": 32}},
     }))
