@@ -1,4 +1,8 @@
-"""Evaluator speed ratios (issue 3): supernet step over stand-alone step, 2 workers over 1, Ray over in-process.
+"""Evaluator speed ratios (issues 3, 14): supernet step over stand-alone step, 2 workers over 1, Ray over in-process.
+
+The supernet step is timed both bare and as the search runs it (``evaluator.allreduce.synced_steps``,
+one shard, no process group); the throughput of N workers is that of a step-synchronised round
+(``WorkerPool.train_together``: every step on every worker's batch, gradients all-reduced).
 
     python benchmarks/evaluator_speed.py [--quick]
 
@@ -21,7 +25,8 @@ from evaluator.config import EvaluatorConfig  # noqa: E402
 from evaluator.pool import WorkerPool  # noqa: E402
 from evaluator.supernet import Supernet  # noqa: E402
 from evaluator.training import SharedTrainingConfig, make_optimizer  # noqa: E402
-from evaluator.worker import Evaluator, TrainTask  # noqa: E402
+from evaluator.allreduce import ShardStatistics, synced_steps  # noqa: E402
+from evaluator.worker import Evaluator, RoundTraining  # noqa: E402
 from machine import describe_machine  # noqa: E402
 from searchspace import KNOWN, from_key  # noqa: E402
 
@@ -50,21 +55,36 @@ def supernet_over_standalone(batch_size: int, steps: int) -> dict:
     for genotype in GENOTYPES:
         network = supernet.extract(genotype).to(memory_format=torch.channels_last)
         shared = step_seconds(supernet, lambda x: supernet(x, genotype), images, labels, steps)
+        synced = synced_step_seconds(supernet, genotype, images, labels, steps)
         alone = step_seconds(network, network, images, labels, steps)
-        rows.append({"genotype": genotype.key, "supernet_step_s": shared, "standalone_step_s": alone,
-                     "ratio": shared / alone})
+        rows.append({"genotype": genotype.key, "supernet_step_s": shared, "synced_step_s": synced,
+                     "standalone_step_s": alone, "ratio": shared / alone, "synced_ratio": synced / alone})
     return {"batch_size": batch_size, "steps": steps, "per_genotype": rows,
-            "ratio_mean": statistics.mean(r["ratio"] for r in rows), "target": "<= 1.15"}
+            "ratio_mean": statistics.mean(r["ratio"] for r in rows),
+            "synced_ratio_mean": statistics.mean(r["synced_ratio"] for r in rows), "target": "<= 1.15"}
+
+
+def synced_step_seconds(supernet, genotype, images, labels, steps: int) -> float:
+    """Median seconds of one step as a search's worker takes it (synced_steps, one shard)."""
+    optimizer = make_optimizer(supernet, SharedTrainingConfig())
+    statistics_ = ShardStatistics(supernet, [0])
+
+    def step() -> None:
+        synced_steps(supernet, optimizer, {0: iter([(images, labels)])}, [genotype], 0.01, 5.0, 1, statistics_)
+
+    times = [timed(step) for _ in range(steps + 2)]
+    return statistics.median(times[2:])
 
 
 def training_throughput(config: EvaluatorConfig, workers: int, steps: int) -> float:
-    """Training images per second of `workers` Ray actors, each running `steps` steps."""
+    """Training images per second of a step-synchronised round of `steps` steps on `workers` Ray actors."""
     pool = WorkerPool(config, workers)
     try:
         state = pool.initial_state()
         keys = [GENOTYPES[i % len(GENOTYPES)].key for i in range(steps)]
-        seconds = timed(lambda: pool.train(state, [TrainTask(w, 100 + w, keys, 0.05) for w in range(workers)]),
-                        warm_up=lambda: pool.train(state, [TrainTask(w, w, keys[:2], 0.05) for w in range(workers)]))
+        seeds = [100 + w for w in range(workers)]
+        seconds = timed(lambda: pool.train_together(state, RoundTraining(seeds, keys, 0.05)),
+                        warm_up=lambda: pool.train_together(state, RoundTraining(seeds, keys[:2], 0.05)))
         return workers * steps * config.training.batch_size / seconds
     finally:
         pool.shutdown()
@@ -74,8 +94,8 @@ def in_process_throughput(config: EvaluatorConfig, steps: int) -> float:
     evaluator = Evaluator(config)
     state = evaluator.initial_state()
     keys = [GENOTYPES[i % len(GENOTYPES)].key for i in range(steps)]
-    seconds = timed(lambda: evaluator.train(state, TrainTask(0, 100, keys, 0.05)),
-                    warm_up=lambda: evaluator.train(state, TrainTask(0, 0, keys[:2], 0.05)))
+    seconds = timed(lambda: evaluator.train_shards(state, RoundTraining([100], keys, 0.05), [0]),
+                    warm_up=lambda: evaluator.train_shards(state, RoundTraining([0], keys[:2], 0.05), [0]))
     return steps * config.training.batch_size / seconds
 
 
@@ -98,6 +118,7 @@ def main() -> None:
     result = {
         "benchmark": "evaluator_speed", "machine": describe_machine(), "settings": {
             "arch": "resnet20", "batch_size": 64, "steps": steps, "torch_threads_per_worker": 1,
+            "training": "step-synchronised (WorkerPool.train_together), gradients all-reduced over gloo",
             "genotypes": [g.key for g in GENOTYPES]},
         "supernet_over_standalone": step,
         "images_per_s": {"in_process": local, "ray_1_worker": one, "ray_2_workers": two},

@@ -36,6 +36,7 @@ def steps(quick: bool) -> dict[str, list[str]]:
                    "--out", str(RESULTS / f"controller_ablation_supernet{suffix}.json")]
     return {
         "evaluator_speed": ["evaluator_speed.py", *q],
+        "time_to_accuracy": ["time_to_accuracy.py", *q],
         "supernet_landscape": ["supernet_landscape.py", *q],
         "controller_ablation": ["controller_landscapes.py", *synthetic],
         "controller_ablation_supernet": ["controller_landscapes.py", *on_supernet],
@@ -55,9 +56,18 @@ def table(quick: bool) -> str:
     rows = ["| benchmark | measured | target |", "| --- | --- | --- |"]
     speed = load("evaluator_speed", quick)
     if speed:
-        rows.append(f"| supernet step / stand-alone step (ResNet-20, CPU) | "
-                    f"{speed['supernet_over_standalone']['ratio_mean']:.2f} | <= 1.15 |")
-        rows.append(f"| 2 Ray workers / 1 (images/s, 2 cores) | {speed['two_workers_over_one']['ratio']:.2f} | >= 1.6 |")
+        step = speed["supernet_over_standalone"]
+        rows.append(f"| supernet step / stand-alone step (ResNet-20, CPU; as the search runs it) | "
+                    f"{step['ratio_mean']:.2f} ({step.get('synced_ratio_mean', float('nan')):.2f}) | <= 1.15 |")
+    scaling = load("time_to_accuracy", quick)
+    for row in (scaling or {}).get("comparison", {}).get("rows", []):
+        if row["workers"] > 1:
+            measured = f"{row['wall_time_ratio']:.2f}" if row["reached"] else "not reached"
+            rows.append(f"| time to the 1-worker run's final supernet accuracy, {row['workers']} workers / 1 "
+                        f"(sync {scaling['settings'].get('sync', 'round')}) | {measured} | <= 0.65 |")
+    if speed:
+        rows.append(f"| 2 Ray workers / 1 (images/s, 2 cores; secondary: not progress) | "
+                    f"{speed['two_workers_over_one']['ratio']:.2f} | >= 1.6 |")
         rows.append(f"| 1 Ray worker / in-process | {speed['ray_worker_over_in_process']['ratio']:.2f} | >= 0.9 |")
     landscape = load("supernet_landscape", quick)
     if landscape:

@@ -8,6 +8,9 @@ from evaluator.data.registry import DEFAULT_DATASET
 from evaluator.training import SharedTrainingConfig
 from searchspace import GATE_BIAS
 
+SYNC_RULES = ("step", "round")  # search/loop.py train_shared
+BN_MODES = ("batch", "recalibrate")  # evaluator/worker.py Evaluator._score_one
+
 
 @dataclass
 class EvaluatorConfig:
@@ -21,8 +24,21 @@ class EvaluatorConfig:
     gate_bias: float = GATE_BIAS
     training: SharedTrainingConfig = field(default_factory=SharedTrainingConfig)
     val_batch_size: int = 256
+    # Rewards (issue 15; provisional defaults, not yet measured). common_reward_images: a round's samples
+    # are all scored on the same reward_images validation images, round r on the r-th block of the
+    # split (wrapping), so a batch's difficulty cancels against the batch-mean baseline; False: sample
+    # i of round r on its own batch of val_batch_size images, (r - 1) * samples_per_round + i.
+    common_reward_images: bool = True
+    reward_images: int = 256  # the cost per sample of the val_batch_size batches before
+    # BN at scoring time: "batch" (the scored batch's statistics) or "recalibrate" (SPOS: running
+    # statistics re-estimated per genotype on recalibration_batches training batches, the round's).
+    bn_mode: str = "batch"
+    recalibration_batches: int = 4
     channels_last: bool = True
     seed: int = 0
     # Ray resources of one evaluator actor; fractional GPUs share a device between actors.
     num_cpus: float = 1.0
     num_gpus: float = 0.0
+    # How workers share a round's training (search/loop.py train_shared): "step" all-reduces the
+    # gradients every step; "round" is version 1's mean of the workers' deltas.
+    sync: str = "step"

@@ -11,7 +11,8 @@ import ray
 from ray.exceptions import ObjectLostError, RayActorError
 
 from evaluator.config import EvaluatorConfig
-from evaluator.worker import Evaluator, RewardResult, RewardTask, SharedState, TrainResult, TrainTask
+from evaluator.allreduce import Rendezvous
+from evaluator.worker import Evaluator, RewardResult, RewardTask, RoundTraining, SharedState, TrainResult, TrainTask
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +73,13 @@ class WorkerPool:
     """
 
     def __init__(self, config: EvaluatorConfig, num_workers: int, max_attempts: int = 5,
-                 revive_timeout_s: float = 1800.0, poll_s: float = 1.0, actor_class: type = Evaluator) -> None:
+                 revive_timeout_s: float = 1800.0, poll_s: float = 1.0, actor_class: type = Evaluator,
+                 collective_timeout_s: float = 120.0) -> None:
         remote = ray.remote(actor_class).options(num_cpus=config.num_cpus, num_gpus=config.num_gpus,
                                                max_restarts=-1, max_task_retries=0)
         self.actors = [remote.remote(config, index) for index in range(num_workers)]
         self.max_attempts = max_attempts
+        self.collective_timeout_s = collective_timeout_s
         self.revive_timeout_s, self.poll_s = revive_timeout_s, poll_s
         self.events: List[str] = []
         # Lost actors, kept across calls until they answer: a ping in flight, or a failed ping to repeat
@@ -91,6 +94,78 @@ class WorkerPool:
 
     def train(self, state: SharedState, tasks: Sequence[TrainTask]) -> List[TrainResult]:
         return self._run("train", ray.put(state), tasks)
+
+    def train_together(self, state: SharedState, task: RoundTraining) -> List[TrainResult]:
+        """The round's shards, trained in step by the live actors (evaluator/allreduce.py); per shard.
+
+        Shard s goes to the s mod world-th live actor. When an actor is lost, the survivors' process
+        group breaks: the round starts again from ``state`` on the actors still live, which take the
+        lost one's shards too, so the round gives the same weights, later.
+        """
+        shared = ray.put(state)
+        for attempt in range(1, self.max_attempts + 1):
+            live = self._wait_for_live("train")[:len(task.seeds)]
+            try:
+                host, port = ray.get(self.actors[live[0]].rendezvous_address.remote())
+            except LOST as err:
+                self._lose_actor(live[0], f"worker {live[0]} was lost before training: {type(err).__name__}", err)
+                continue
+            calls = {}
+            for rank, actor in enumerate(live):
+                shards = list(range(rank, len(task.seeds), len(live)))
+                rendezvous = Rendezvous(host, port, rank, len(live), self.collective_timeout_s)
+                calls[self.actors[actor].train_shards.remote(shared, task, shards, rendezvous)] = actor
+            results = self._gather_round(calls, attempt)
+            if results is not None:
+                return sorted((r for batch in results for r in batch), key=lambda r: r.shard)
+        raise RuntimeError(f"the round's training failed {self.max_attempts} times; giving up")
+
+    def _gather_round(self, calls: Dict[Any, int], attempt: int) -> Optional[List[List[TrainResult]]]:
+        """Every actor's results, or None when any call failed (after all of them have ended)."""
+        results, failed = [], False
+        while calls:
+            ready, _ = ray.wait(list(calls), num_returns=1, timeout=self.poll_s)
+            if not ready:
+                for ref, state in self._stalled({ref: (0, attempt, a) for ref, a in calls.items()}):
+                    actor = calls.pop(ref)
+                    _cancel(ref)
+                    self._lose_actor(actor, f"worker {actor} was lost during training (attempt {attempt}): "
+                                            f"Ray reports it {state}")
+                    failed = True
+                continue
+            actor = calls.pop(ready[0])
+            try:
+                results.append(ray.get(ready[0]))
+            except LOST as err:
+                self._lose_actor(actor, f"worker {actor} was lost during training (attempt {attempt}): "
+                                        f"{type(err).__name__}", err)
+                failed = True
+            except ray.exceptions.RayTaskError as err:  # its process group broke: a peer was lost
+                self._note(f"worker {actor}'s training stopped (attempt {attempt}): {_last_line(err)}")
+                failed = True
+        if failed:
+            self._note("the round's training starts again on the live workers")
+        return None if failed else results
+
+    def _lose_actor(self, actor: int, message: str, err: Optional[BaseException] = None) -> None:
+        _refuse_failed_start(actor, err)
+        self._note(message)
+        self.pings[self.actors[actor].ping.remote()] = actor
+
+    def _wait_for_live(self, method: str) -> List[int]:
+        """The live actors, waiting (within revive_timeout_s) for a lost one to answer when none is."""
+        alone_since = None
+        while True:
+            self._collect_pings(timeout=0)
+            live = self.live()
+            if live:
+                return live
+            alone_since = alone_since or time.monotonic()
+            self._check_revival(method, alone_since)
+            if self.pings:
+                self._collect_pings(timeout=self.poll_s)
+            else:  # every lost actor waits for its next ping
+                time.sleep(self.poll_s)
 
     def score(self, weights: Dict[str, Any], tasks: Sequence[RewardTask]) -> List[RewardResult]:
         results = self._run("score", ray.put(weights), [[task] for task in tasks])
@@ -228,8 +303,7 @@ class WorkerStartError(ValueError):
 def _refuse_failed_start(actor: int, err: Optional[BaseException]) -> None:
     """Raise :class:`WorkerStartError` when ``err`` says the actor's constructor failed."""
     if isinstance(err, RayActorError) and err.actor_init_failed:
-        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-        raise WorkerStartError(f"evaluator worker {actor} could not start: {lines[-1] if lines else type(err).__name__}")
+        raise WorkerStartError(f"evaluator worker {actor} could not start: {_last_line(err)}")
 
 
 def _actor_state(handle: Any) -> str:
@@ -242,6 +316,12 @@ def _actor_state(handle: Any) -> str:
         return ray._private.state.actors(actor_id=handle._actor_id.hex()).get("State", "UNKNOWN")
     except Exception:  # any failure to read the state means: keep waiting, as without this check
         return "UNKNOWN"
+
+
+def _last_line(err: BaseException) -> str:
+    """The last non-empty line of a remote error (its exception), which says what went wrong."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[-1] if lines else type(err).__name__
 
 
 def _cancel(ref: Any) -> None:

@@ -29,6 +29,17 @@ class SharedTrainingConfig:
     nesterov: bool = True
     weight_decay: float = 2.5e-4
     grad_clip: float = 5.0
+    # With step-synchronised workers (evaluator.sync "step") the global batch is workers x batch_size:
+    # "linear" multiplies the learning rate by the number of workers (Goyal et al., 2017), "none" keeps it.
+    lr_scaling: str = "linear"
+
+
+LR_SCALINGS = ("linear", "none")
+
+
+def lr_scale(config: SharedTrainingConfig, shards: int) -> float:
+    """The factor on the learning rate for a global batch of ``shards`` shard batches."""
+    return float(shards) if config.lr_scaling == "linear" else 1.0
 
 
 def learning_rate(config: SharedTrainingConfig, epoch: float) -> float:
@@ -87,12 +98,18 @@ class Reward:
 
 
 @torch.no_grad()
-def reward(supernet: Supernet, genotype: Genotype, images: torch.Tensor, labels: torch.Tensor) -> Reward:
-    """Accuracy of ``genotype`` on a validation batch with the shared weights (batch-statistics BN).
+def reward(supernet: Supernet, genotype: Genotype, images: torch.Tensor, labels: torch.Tensor,
+           batch_statistics: bool = True) -> Reward:
+    """Accuracy of ``genotype`` on a validation batch with the shared weights.
 
+    ``batch_statistics``: BN normalises with the batch's statistics (running buffers untouched);
+    False: BN as the caller set it up (eval mode with recalibrated statistics, evaluator/supernet.py).
     A genotype whose logits are NaN or infinite gets reward 0 and status ``nan``.
     """
-    with frozen_bn_statistics(supernet):
+    if batch_statistics:
+        with frozen_bn_statistics(supernet):
+            logits = supernet(images, genotype)
+    else:
         logits = supernet(images, genotype)
     if not torch.isfinite(logits).all():
         return Reward(reward=0.0, val_accuracy=0.0, val_loss=float("nan"), status="nan")

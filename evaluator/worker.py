@@ -7,16 +7,18 @@ any task and a task recomputed after a crash gives the same result.
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from evaluator.allreduce import Rendezvous, ShardStatistics, free_address, process_group, synced_steps
 from evaluator.config import EvaluatorConfig
 from evaluator.data import load_dataset
-from evaluator.supernet import Supernet
+from evaluator.supernet import Supernet, recalibrated_bn_statistics
 from evaluator.training import make_optimizer, mean_reward, reward, train_steps
-from searchspace import from_key
+from searchspace import Genotype, from_key
 
 # {"weights": supernet state dict, "momentum": {parameter name: SGD momentum buffer}}, on the CPU.
 SharedState = Dict[str, Dict[str, torch.Tensor]]
@@ -27,6 +29,16 @@ class TrainTask:
     shard: int
     seed: int  # fixes the shard's training batches
     genotypes: List[str]  # key strings, one per step
+    lr: float
+
+
+@dataclass
+class RoundTraining:
+    """A round of step-synchronised training (evaluator/allreduce.py): ``len(seeds)`` shards, each
+    step one genotype on every shard's batch, the gradients averaged over the shards."""
+
+    seeds: List[int]  # one per shard: fixes the shard's training batches
+    genotypes: List[str]  # key strings, one per step, the same for every shard
     lr: float
 
 
@@ -44,7 +56,9 @@ class TrainResult:
 class RewardTask:
     sample: int
     genotype: str  # key string
-    batch: int  # index of the validation batch; -1: the whole validation set
+    batch: int  # index of the validation batch of batch_size images (wraps around); -1: the whole validation set
+    batch_size: Optional[int] = None  # images per validation batch; None: the config's val_batch_size
+    recalibration_seed: int = 0  # fixes the training batches of bn_mode "recalibrate" (one per round)
 
 
 @dataclass
@@ -105,30 +119,68 @@ class Evaluator:
             after = after.detach().cpu()
             if not torch.equal(after, state["weights"][name]):
                 deltas[name] = after - state["weights"][name]
+        return TrainResult(task.shard, deltas, self._changed_momentum(state), losses, self.worker, time.perf_counter() - start)
+
+    def rendezvous_address(self) -> Tuple[str, int]:
+        """Where the round's process group meets when this actor is rank 0."""
+        return free_address()
+
+    def train_shards(self, state: SharedState, task: RoundTraining, shards: List[int],
+                     rendezvous: Optional[Rendezvous] = None) -> List[TrainResult]:
+        """Train ``shards`` of the round in step with the other actors of ``rendezvous``.
+
+        One result per shard: shard 0's carries the parameters' deltas and momentum (every actor
+        ends with the same), each shard's carries the deltas of its own BN running statistics.
+        """
+        start = time.perf_counter()
+        self.load(state)
+        batches = {s: iter(self.data.train_batches(self.config.training.batch_size, len(task.genotypes),
+                                                   seed=task.seeds[s], device=self.device,
+                                                   memory_format=self.memory_format)) for s in shards}
+        statistics = ShardStatistics(self.supernet, shards)
+        with process_group(rendezvous):
+            losses = synced_steps(self.supernet, self.optimizer, batches, [from_key(k) for k in task.genotypes],
+                                  task.lr, self.config.training.grad_clip, len(task.seeds), statistics)
+        parameters = dict(self.supernet.named_parameters())
+        results = []
+        for shard in shards:
+            after = {**statistics.copies[shard], **(parameters if shard == 0 else {})}
+            deltas = {name: value.detach().cpu() - state["weights"][name] for name, value in after.items()
+                      if not torch.equal(value.detach().cpu(), state["weights"][name])}
+            momentum = self._changed_momentum(state) if shard == 0 else {}
+            results.append(TrainResult(shard, deltas, momentum, losses[shard], self.worker,
+                                       time.perf_counter() - start))
+        return results
+
+    def _changed_momentum(self, state: SharedState) -> Dict[str, torch.Tensor]:
         momentum = {}
         for name, parameter in self.supernet.named_parameters():
             buffer = self.optimizer.state.get(parameter, {}).get("momentum_buffer")
             if buffer is not None and not (name in state["momentum"] and torch.equal(buffer.cpu(), state["momentum"][name])):
                 momentum[name] = buffer.detach().cpu().clone()
-        return TrainResult(task.shard, deltas, momentum, losses, self.worker, time.perf_counter() - start)
+        return momentum
 
     def score(self, weights: Dict[str, torch.Tensor], tasks: Sequence[RewardTask]) -> List[RewardResult]:
-        """Rewards of genotypes on validation batches with the given shared weights."""
+        """Rewards of genotypes on validation batches with the given shared weights; BN as
+        ``bn_mode`` says (batch statistics, or running statistics recalibrated per genotype)."""
         self.supernet.load_state_dict(weights)
         return [self._score_one(task) for task in tasks]
 
     def _score_one(self, task: RewardTask) -> RewardResult:
         start = time.perf_counter()
         genotype = from_key(task.genotype)
+        batch_size = task.batch_size or self.config.val_batch_size
         if task.batch >= 0:
-            batches = [self.data.val_batch(task.batch, self.config.val_batch_size, device=self.device,
+            batches = [self.data.val_batch(task.batch, batch_size, device=self.device,
                                            memory_format=self.memory_format)]
         else:
-            batches = self.data.batches("val", self.config.val_batch_size, shuffle=False, device=self.device,
+            batches = self.data.batches("val", batch_size, shuffle=False, device=self.device,
                                         memory_format=self.memory_format)
+        recalibrate = self.config.bn_mode == "recalibrate"
         try:
-            result = mean_reward([(reward(self.supernet, genotype, images, labels), len(labels))
-                                  for images, labels in batches])
+            with self._recalibrated(genotype, task.recalibration_seed) if recalibrate else nullcontext():
+                result = mean_reward([(reward(self.supernet, genotype, images, labels, not recalibrate), len(labels))
+                                      for images, labels in batches])
             values = (result.reward, result.val_accuracy, result.val_loss, result.status)
         except RuntimeError as err:  # a genotype that cannot run is scored 0, and the search goes on
             values, notes = (0.0, 0.0, float("nan"), "failed"), [f"{type(err).__name__}: {err}"]
@@ -138,6 +190,14 @@ class Evaluator:
             self._params[task.genotype] = self.supernet.parameters_of(genotype)
         return RewardResult(task.sample, task.genotype, *values, params=self._params[task.genotype],
                             worker=self.worker, wall_time_s=time.perf_counter() - start, notes=notes)
+
+    def _recalibrated(self, genotype: Genotype, seed: int) -> AbstractContextManager[None]:
+        """BN running statistics of ``genotype`` from ``recalibration_batches`` training batches fixed
+        by ``seed`` (the round's, so every genotype of a round sees the same images)."""
+        batches = self.data.train_batches(self.config.training.batch_size, self.config.recalibration_batches,
+                                          seed=seed, device=self.device, memory_format=self.memory_format)
+        return recalibrated_bn_statistics(self.supernet, lambda images: self.supernet(images, genotype),
+                                          (images for images, _ in batches))
 
     def ping(self) -> int:
         return self.worker

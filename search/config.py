@@ -133,8 +133,9 @@ def set_dotted(values: Dict[str, Any], dotted: str, value: Any) -> None:
 
 
 # Keys added after runs were saved, with what a run whose config.yaml lacks them did (before issue 15:
-# no warm-up, each sample on its own batch): a resumed run goes on as it began, not with today's defaults.
-PREDATED = {"warmup_rounds": 0, "evaluator.common_reward_images": False}
+# no warm-up, each sample on its own batch; before issue 14: workers merged by the mean of their
+# deltas): a resumed run goes on as it began, not with today's defaults.
+PREDATED = {"warmup_rounds": 0, "evaluator.common_reward_images": False, "evaluator.sync": "round"}
 
 
 def predated_settings(saved: Mapping[str, Any]) -> Dict[str, Any]:

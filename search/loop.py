@@ -12,10 +12,11 @@ from tqdm import tqdm
 
 from controller.presets import ControllerConfig, from_dict as controller_config, preset
 from controller.service import NAMESPACE, ControllerService, actor_name
-from evaluator.data import shard_seed
+from controller.warmup_sampler import SCORE_STREAM, TRAIN_STREAM, warmup_genotypes
+from evaluator.data import derived_seed, shard_seed
 from evaluator.pool import WorkerPool
-from evaluator.training import learning_rate
-from evaluator.worker import RewardResult, RewardTask, TrainTask, merge
+from evaluator.training import learning_rate, lr_scale
+from evaluator.worker import RewardResult, RewardTask, RoundTraining, TrainTask, merge
 from rundir import RunDir
 from search.cluster import connect
 from search.config import SearchConfig
@@ -68,28 +69,75 @@ def search(config: SearchConfig, rundir: RunDir, progress: bool = True) -> RunDi
 
 def run_round(config: SearchConfig, run_id: str, round_number: int, shared: Dict[str, Any], service, pool: WorkerPool,
               rundir: RunDir) -> tuple[Dict[str, Any], Dict[str, float]]:
-    """Train the shared weights, score K samples, update the controller, log the round."""
-    training = ray.get(service.propose.remote(config.train_steps))["genotypes"]
-    shards = [training[w::config.workers] for w in range(config.workers)]
-    lr = learning_rate(config.evaluator.training, round_number - 1)
-    tasks = [TrainTask(shard=w, seed=shard_seed(config.seed, round_number, w), genotypes=keys, lr=lr)
-             for w, keys in enumerate(shards) if keys]
-    shared = merge(shared, pool.train(shared, tasks))
+    """Train the shared weights, score K samples, update the controller, log the round.
 
-    proposal = ray.get(service.propose.remote(config.samples_per_round))
-    first = (round_number - 1) * config.samples_per_round
-    results = pool.score(shared["weights"], [RewardTask(i, key, first + i) for i, key in enumerate(proposal["genotypes"])])
+    A warm-up round (the first ``warmup_rounds``) trains and scores the warm-up sampler's genotypes
+    and leaves the controller alone: no sample drawn from it, no update, its state as it was.
+    """
+    warmup = round_number <= config.warmup_rounds
+    training = propose(config, service, round_number, config.train_steps, TRAIN_STREAM)["genotypes"]
+    shared = train_shared(config, round_number, shared, training, pool)
+
+    proposal = propose(config, service, round_number, config.samples_per_round, SCORE_STREAM)
+    results = pool.score(shared["weights"], reward_tasks(config, round_number, proposal["genotypes"]))
     rewards = [r.reward for r in results]
-    stats = ray.get(service.update.remote(round_number, proposal["indices"], proposal["genotypes"], rewards))
+    if warmup:  # no controller decision to judge: no baseline, no advantage, no entropy bonus
+        nan = [float("nan")] * len(rewards)
+        stats = {"reward": rewards, "baseline": nan, "advantage": nan, "entropy": float("nan")}
+    else:
+        stats = ray.get(service.update.remote(round_number, proposal["indices"], proposal["genotypes"], rewards))
     events = pool.take_events()
-    rundir.write_round(round_number, reward_rows(run_id, round_number, proposal, results, stats, events))
+    phase = "warmup" if warmup else "search"
+    rundir.write_round(round_number, reward_rows(run_id, round_number, proposal, results, stats, events, phase))
     best = max(rewards)
     return shared, {"best": best, "entropy": stats["entropy"]}
 
 
+def propose(config: SearchConfig, service, round_number: int, count: int, stream: int) -> Dict[str, Any]:
+    """``count`` genotypes for the round's training (``stream`` TRAIN_STREAM) or scoring: in a warm-up
+    round the warm-up sampler's (no policy drew them: log_prob and entropy NaN), else the controller's."""
+    if round_number > config.warmup_rounds:
+        return ray.get(service.propose.remote(count))
+    keys = warmup_genotypes(config.warmup_sampling, config.seed, stream, round_number, count)
+    return {"genotypes": keys, "log_prob": [float("nan")] * count, "entropy": [float("nan")] * count}
+
+
+def reward_tasks(config: SearchConfig, round_number: int, keys: List[str]) -> List[RewardTask]:
+    """The round's scoring: with ``common_reward_images`` every sample on the round's block of
+    ``reward_images`` validation images (block round - 1, wrapping around the split), else sample i on
+    its own ``val_batch_size`` batch, (round - 1) * samples_per_round + i. BN recalibration (bn_mode
+    "recalibrate") uses training batches seeded by the round, the same for every sample of it."""
+    evaluator = config.evaluator
+    recalibration = derived_seed(config.seed, round_number)
+    if evaluator.common_reward_images:
+        return [RewardTask(i, key, round_number - 1, evaluator.reward_images, recalibration)
+                for i, key in enumerate(keys)]
+    first = (round_number - 1) * config.samples_per_round
+    return [RewardTask(i, key, first + i, evaluator.val_batch_size, recalibration) for i, key in enumerate(keys)]
+
+
+def train_shared(config: SearchConfig, round_number: int, shared: Dict[str, Any], genotypes: List[str],
+                 pool: WorkerPool) -> Dict[str, Any]:
+    """The round's shared-weight training, one step per genotype, on ``config.workers`` shards.
+
+    ``evaluator.sync`` "step": every step runs on every shard's batch, gradients all-reduced, so a
+    round sees ``workers`` times the images of one worker's round in about the same time. "round"
+    (version 1): the steps are split over the workers, which start from the same weights and are
+    merged by the mean of their deltas (issue 14: two workers then advance no faster than one).
+    """
+    lr = learning_rate(config.evaluator.training, round_number - 1)
+    seeds = [shard_seed(config.seed, round_number, w) for w in range(config.workers)]
+    if config.evaluator.sync == "step":
+        lr *= lr_scale(config.evaluator.training, config.workers)
+        return merge(shared, pool.train_together(shared, RoundTraining(seeds, genotypes, lr)))
+    tasks = [TrainTask(shard=w, seed=seeds[w], genotypes=genotypes[w::config.workers], lr=lr)
+             for w in range(config.workers) if genotypes[w::config.workers]]
+    return merge(shared, pool.train(shared, tasks))
+
+
 def reward_rows(run_id: str, round_number: int, proposal: Dict[str, Any], results: List[RewardResult],
-                stats: Dict[str, Any], events: List[str]) -> List[Dict[str, Any]]:
-    """One row per sample, docs/formats.md's columns plus ``attempts`` and ``note``."""
+                stats: Dict[str, Any], events: List[str], phase: str = "search") -> List[Dict[str, Any]]:
+    """One row per sample, docs/formats.md's columns plus ``attempts``, ``note`` and ``phase``."""
     now = datetime.now(timezone.utc)
     rows = []
     for i, result in enumerate(results):
@@ -102,5 +150,6 @@ def reward_rows(run_id: str, round_number: int, proposal: Dict[str, Any], result
             "baseline": stats["baseline"][i], "advantage": stats["advantage"][i],
             "params": result.params, "status": result.status, "wall_time_s": result.wall_time_s,
             "timestamp": now, "attempts": result.attempts, "note": "; ".join(result.notes + (events if i == 0 else [])),
+            "phase": phase,
         })
     return rows

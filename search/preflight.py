@@ -13,8 +13,10 @@ from typing import Callable, Dict, Mapping, Optional
 
 from controller.address import UnreachableAddress, check_reachable
 from controller.presets import PRESETS, from_dict as controller_config
+from evaluator.config import BN_MODES, SYNC_RULES
 from evaluator.data import DATASETS, DatasetError, load_dataset
 from evaluator.models import ARCHS
+from evaluator.training import LR_SCALINGS
 from search.config import ConfigError, SearchConfig
 from searchspace import COMBINE_RULES
 from searchspace.cli import first_line
@@ -54,11 +56,18 @@ def check_evaluator(config: SearchConfig) -> None:
         raise ConfigError(f"evaluator.arch: unknown arch {evaluator.arch!r}; valid: {', '.join(ARCHS)}")
     if evaluator.combine not in COMBINE_RULES:
         raise ConfigError(f"evaluator.combine: unknown rule {evaluator.combine!r}; valid: {', '.join(COMBINE_RULES)}")
+    if evaluator.sync not in SYNC_RULES:
+        raise ConfigError(f"evaluator.sync: unknown rule {evaluator.sync!r}; valid: {', '.join(SYNC_RULES)}")
+    if evaluator.training.lr_scaling not in LR_SCALINGS:
+        raise ConfigError(f"evaluator.training.lr_scaling: unknown rule {evaluator.training.lr_scaling!r}; "
+                          f"valid: {', '.join(LR_SCALINGS)}")
     if not math.isfinite(evaluator.gate_bias):
         raise ConfigError(f"evaluator.gate_bias: must be a finite number, got {evaluator.gate_bias}")
-    for name in ("reduction", "val_batch_size"):
+    for name in ("reduction", "val_batch_size", "reward_images", "recalibration_batches"):
         if getattr(evaluator, name) < 1:
             raise ConfigError(f"evaluator.{name}: must be at least 1, got {getattr(evaluator, name)}")
+    if evaluator.bn_mode not in BN_MODES:
+        raise ConfigError(f"evaluator.bn_mode: unknown mode {evaluator.bn_mode!r}; valid: {', '.join(BN_MODES)}")
     if evaluator.training.batch_size < 1:
         raise ConfigError(f"evaluator.training.batch_size: must be at least 1, got {evaluator.training.batch_size}")
     for name in ("num_cpus", "num_gpus"):

@@ -54,15 +54,24 @@ CONFIGS = {  # name -> YAML text of a bad search config
     "controller-value.yaml": "controller: {temperature: -1.0}\n",
     "dataset-option.yaml": "evaluator: {dataset_options: {nope: 1}}\n",
     "combine.yaml": "evaluator: {combine: diagonal}\n",
+    "sync.yaml": "evaluator: {sync: sometimes}\n",
+    "lr-scaling.yaml": "evaluator: {training: {lr_scaling: cubic}}\n",
     "arch.yaml": "evaluator: {arch: resnet7}\n",
     "type.yaml": "samples_per_round: ten\n",
     "nested-type.yaml": "evaluator: seven\n",
+    "warmup-rounds.yaml": "warmup_rounds: -1\n",
+    "warmup-sampling.yaml": "warmup_sampling: greedy\n",
+    "reward-images.yaml": "evaluator: {reward_images: 0}\n",
+    "bn-mode.yaml": "evaluator: {bn_mode: running}\n",
     "tiny-data.yaml": "evaluator: {dataset: cluttered-digits, dataset_options: {train_size: 256, val_size: 64, "
                       "test_size: 64, canvas_size: 16, scale: [1.0, 2.0], cache: false}}\n",  # loads in a second
     "option-value.yaml": "evaluator: {dataset: cluttered-digits, dataset_options: {train_size: big}}\n",
     "changed.yaml": "run_id: tiny-run\nrounds: 6\nworkers: 1\nsamples_per_round: 20\n"
                     "evaluator: {dataset: cluttered-digits, dataset_options: {train_size: 256, val_size: 64, "
                     "test_size: 64, canvas_size: 16, scale: [1.0, 2.0], cache: false}}\n",
+    "changed-warmup.yaml": "run_id: tiny-run\nrounds: 6\nworkers: 1\nsamples_per_round: 8\nwarmup_rounds: 2\n"
+                           "evaluator: {dataset: cluttered-digits, dataset_options: {train_size: 256, val_size: 64, "
+                           "test_size: 64, canvas_size: 16, scale: [1.0, 2.0], cache: false}}\n",
 }
 FILES = {  # name -> content of a bad genotype file
     "nan.json": genotype_text(metadata={"reward": 0.5}).replace("0.5", "NaN"),
@@ -142,6 +151,10 @@ CLI_CASES = {
                                       "has no option 'nope'; valid: "),
     "search unknown combine": ("run_rl_search", "--out {w}/new --config {w}/combine.yaml",
                                "evaluator.combine: unknown rule 'diagonal'; valid: sequential, parallel"),
+    "search unknown sync": ("run_rl_search", "--out {w}/new --config {w}/sync.yaml",
+                            "evaluator.sync: unknown rule 'sometimes'; valid: step, round"),
+    "search unknown lr scaling": ("run_rl_search", "--out {w}/new --config {w}/lr-scaling.yaml",
+                                  "evaluator.training.lr_scaling: unknown rule 'cubic'; valid: linear, none"),
     "search unknown arch": ("run_rl_search", "--out {w}/new --config {w}/arch.yaml", "evaluator.arch: unknown arch"),
     "search wrong type": ("run_rl_search", "--out {w}/new --config {w}/type.yaml", "samples_per_round: expected"),
     "search wrong nested type": ("run_rl_search", "--out {w}/new --config {w}/nested-type.yaml",
@@ -149,6 +162,14 @@ CLI_CASES = {
     "search over a run": ("run_rl_search", "--out {w}/run", "already holds a run; use --resume"),
     "search malformed address": ("run_rl_search", "--out {w}/new --ray-address nowhere",
                                  "ray_address: expected host:port, got 'nowhere'"),
+    "search negative warm-up": ("run_rl_search", "--out {w}/new --config {w}/warmup-rounds.yaml",
+                                "warmup_rounds must be at least 0, got -1"),
+    "search unknown warm-up sampling": ("run_rl_search", "--out {w}/new --config {w}/warmup-sampling.yaml",
+                                        "warmup_sampling must be one of fair, uniform, got 'greedy'"),
+    "search no reward images": ("run_rl_search", "--out {w}/new --config {w}/reward-images.yaml",
+                                "evaluator.reward_images: must be at least 1, got 0"),
+    "search unknown BN mode": ("run_rl_search", "--out {w}/new --config {w}/bn-mode.yaml",
+                               "evaluator.bn_mode: unknown mode 'running'; valid: batch, recalibrate"),
     # resume: what would change the results is refused, naming each key
     "resume without out": ("run_rl_search", "--resume", "--resume needs --out DIR"),
     "resume nothing there": ("run_rl_search", "--resume --out {w}/empty", "nothing to resume"),
@@ -157,6 +178,9 @@ CLI_CASES = {
                              "evaluator.dataset: 'cluttered-digits' -> 'cifar10'"),
     "resume other config": ("run_rl_search", "--resume --out {w}/run --config {w}/changed.yaml",
                             "samples_per_round: 8 -> 20"),
+    # a run saved before the warm-up existed had none: a config file asking for one is refused
+    "resume other warm-up": ("run_rl_search", "--resume --out {w}/run --config {w}/changed-warmup.yaml",
+                             "warmup_rounds: 0 -> 2"),
     # top_k, export_genotype, report, retrain_topk
     "top_k missing dir": ("top_k", "{w}/nope", "no such run directory"),
     "top_k not a run": ("top_k", "{w}/empty", "not a run directory"),

@@ -147,7 +147,7 @@ def test_losing_the_worker_node_mid_round_loses_no_reward(node_lost):
     table = rewards(out)
     assert_complete(table)
     notes = " ".join(table[table["round"] >= 2]["note"])
-    lost = {int(worker) for worker in re.findall(r"worker (\d) was lost during (?:train|score) task", notes)}
+    lost = {int(worker) for worker in re.findall(r"worker (\d) was lost during (?:training|score task)", notes)}
     assert len(lost) == 1, notes
     assert set(table[table["round"] > 2]["worker"]) == {1 - lost.pop()}  # then the survivor alone
     assert (out / "winner.json").exists() and (out / "candidates.parquet").exists()

@@ -194,6 +194,7 @@ def test_a_run_saved_before_the_warmup_keys_resumes_without_them(tmp_path):
     old = make_run(tmp_path / "old")  # its config.yaml has no warm-up or common-image keys
     config = resume(old.root)
     assert config.warmup_rounds == 0 and config.evaluator.common_reward_images is False
+    assert config.evaluator.sync == "round"  # and its workers merge as they did (issue 14)
     same = tmp_path / "same.yaml"  # the run's own settings, from a file that predates the keys too
     same.write_text(yaml.safe_dump(CONFIG))
     assert resume(old.root, str(same)).warmup_rounds == 0
