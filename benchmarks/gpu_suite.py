@@ -176,9 +176,11 @@ def search_config(sizes: Sizes, out: str, workers: int, gpus_each: float, cpus_e
     evaluator = replace(base.evaluator, dataset="styled-glyphs", data_dir=None, download=False,
                         dataset_options=dict(sizes.search_data), training=training, num_gpus=gpus_each,
                         num_cpus=cpus_each)
+    # sizes.search["train_steps"] is one epoch at one worker's batch; step-synchronised workers each take
+    # a batch per step, so one epoch a round is that many steps over the workers
+    steps = max(1, sizes.search["train_steps"] // workers)
     return replace(base, out=out, run_id="gpu-suite", rounds=sizes.search["max_rounds"], workers=workers,
-                   train_steps=sizes.search["train_steps"], samples_per_round=sizes.search["samples_per_round"],
-                   evaluator=evaluator)
+                   train_steps=steps, samples_per_round=sizes.search["samples_per_round"], evaluator=evaluator)
 
 
 def search_part(sizes: Sizes, workers: int, gpus_each: float, cpus_each: float, clock: Clock) -> Dict[str, Any]:

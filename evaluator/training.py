@@ -32,14 +32,20 @@ class SharedTrainingConfig:
     # With step-synchronised workers (evaluator.sync "step") the global batch is workers x batch_size:
     # "linear" multiplies the learning rate by the number of workers (Goyal et al., 2017), "none" keeps it.
     lr_scaling: str = "linear"
+    # Goyal et al.'s gradual warm-up: the factor grows linearly from 1 to the workers over this many
+    # rounds (0: the full factor from the first round, as measured with 2 workers).
+    lr_warmup_rounds: int = 0
 
 
 LR_SCALINGS = ("linear", "none")
 
 
-def lr_scale(config: SharedTrainingConfig, shards: int) -> float:
-    """The factor on the learning rate for a global batch of ``shards`` shard batches."""
-    return float(shards) if config.lr_scaling == "linear" else 1.0
+def lr_scale(config: SharedTrainingConfig, shards: int, epoch: float) -> float:
+    """The factor on the learning rate for a global batch of ``shards`` shard batches at ``epoch`` (from 0)."""
+    if config.lr_scaling == "none" or shards == 1:
+        return 1.0
+    ramp = 1.0 if config.lr_warmup_rounds <= 0 else min(1.0, epoch / config.lr_warmup_rounds)
+    return 1.0 + (shards - 1) * ramp
 
 
 def learning_rate(config: SharedTrainingConfig, epoch: float) -> float:

@@ -128,7 +128,7 @@ def train_shared(config: SearchConfig, round_number: int, shared: Dict[str, Any]
     lr = learning_rate(config.evaluator.training, round_number - 1)
     seeds = [shard_seed(config.seed, round_number, w) for w in range(config.workers)]
     if config.evaluator.sync == "step":
-        lr *= lr_scale(config.evaluator.training, config.workers)
+        lr *= lr_scale(config.evaluator.training, config.workers, round_number - 1)
         return merge(shared, pool.train_together(shared, RoundTraining(seeds, genotypes, lr)))
     tasks = [TrainTask(shard=w, seed=seeds[w], genotypes=genotypes[w::config.workers], lr=lr)
              for w in range(config.workers) if genotypes[w::config.workers]]

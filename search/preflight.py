@@ -61,6 +61,9 @@ def check_evaluator(config: SearchConfig) -> None:
     if evaluator.training.lr_scaling not in LR_SCALINGS:
         raise ConfigError(f"evaluator.training.lr_scaling: unknown rule {evaluator.training.lr_scaling!r}; "
                           f"valid: {', '.join(LR_SCALINGS)}")
+    if evaluator.training.lr_warmup_rounds < 0:
+        raise ConfigError(f"evaluator.training.lr_warmup_rounds: must be at least 0, got "
+                          f"{evaluator.training.lr_warmup_rounds}")
     if not math.isfinite(evaluator.gate_bias):
         raise ConfigError(f"evaluator.gate_bias: must be a finite number, got {evaluator.gate_bias}")
     for name in ("reduction", "val_batch_size", "reward_images", "recalibration_batches"):

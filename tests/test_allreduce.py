@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from evaluator.config import EvaluatorConfig
 from evaluator.pool import WorkerPool
-from evaluator.training import SharedTrainingConfig
+from evaluator.training import SharedTrainingConfig, lr_scale
 from evaluator.worker import Evaluator, RoundTraining, TrainTask, merge
 from searchspace import from_key
 
@@ -141,3 +141,11 @@ def test_a_worker_lost_mid_round_leaves_the_round_to_the_survivor_with_the_same_
     assert [r.shard for r in results] == [0, 1] and {r.worker for r in results} == {0}
     assert any("worker 1 was lost" in e for e in events) and any("starts again" in e for e in events)
     assert_same_state(merge(state, results), expected)
+
+
+def test_the_learning_rate_grows_with_the_workers_and_ramps_up_over_the_warmup_rounds():
+    linear = SharedTrainingConfig()
+    assert [lr_scale(linear, w, 0) for w in (1, 2, 8)] == [1.0, 2.0, 8.0]
+    assert lr_scale(SharedTrainingConfig(lr_scaling="none"), 8, 3) == 1.0
+    ramp = SharedTrainingConfig(lr_warmup_rounds=4)
+    assert [lr_scale(ramp, 8, epoch) for epoch in (0, 1, 2, 4, 9)] == [1.0, 2.75, 4.5, 8.0, 8.0]
