@@ -22,7 +22,8 @@ class ConfigError(ValueError):
 
 @dataclass
 class SearchConfig:
-    """One search. Per round: ``train_steps`` shared-weight steps (split over the workers), then
+    """One search. Per round: ``train_steps`` shared-weight steps (each on every worker's batch with
+    ``evaluator.sync`` "step", split over the workers with "round"), then
     ``samples_per_round`` genotypes scored and one controller update; ``rounds`` rounds, then the
     derive stage re-scores ``derive_top`` genotypes by mean reward, the greedy one and
     ``derive_samples`` fresh samples on the whole validation set."""
@@ -30,7 +31,7 @@ class SearchConfig:
     out: Optional[str] = None  # default: runs/search-<UTC date and time>
     run_id: Optional[str] = None  # default: the name of the out directory
     rounds: int = 12
-    workers: int = 1  # averaging the deltas of 2 workers halves their progress (issue 14): 1 worker, 2 threads
+    workers: int = 1  # one actor with both cores of a laptop: the timed default (README)
     policy: str = "rl"
     controller_preset: str = "sase"  # measured: benchmarks/controller_landscapes.py (issue 8)
     controller: Dict[str, Any] = field(default_factory=dict)  # overrides of the preset's fields
