@@ -8,6 +8,8 @@ import ray
 import torch
 import torch.nn.functional as F
 
+from events import wait_for_file
+
 from evaluator.config import EvaluatorConfig
 from evaluator.pool import WorkerPool
 from evaluator.training import SharedTrainingConfig, lr_scale
@@ -109,14 +111,6 @@ def holding_trainer(marker):
             return super().train_shards(state, task, shards, rendezvous)
 
     return HoldingTrainer
-
-
-def wait_for_file(path):
-    for _ in range(6000):
-        if path.exists():
-            return
-        threading.Event().wait(0.05)
-    raise AssertionError(f"{path} never appeared")
 
 
 def test_a_worker_lost_mid_round_leaves_the_round_to_the_survivor_with_the_same_weights(config, local_ray, tmp_path):

@@ -5,6 +5,8 @@ import pytest
 import ray
 import torch
 
+from events import wait_for_file
+
 from evaluator.config import EvaluatorConfig
 from evaluator.data import DatasetError
 from evaluator.pool import WorkerPool, WorkerStartError
@@ -84,15 +86,6 @@ def holding_evaluator(marker):
             return super().score(weights, tasks)
 
     return HoldingEvaluator
-
-
-def wait_for_file(path):
-    """Until ``path`` exists (an event written by another process); a generous cap only against a hang."""
-    for _ in range(6000):
-        if path.exists():
-            return
-        threading.Event().wait(0.05)
-    raise AssertionError(f"{path} never appeared")
 
 
 def test_a_worker_killed_mid_round_loses_no_reward(config, local_ray, tmp_path):
