@@ -155,7 +155,7 @@ def markdown(summary: Dict[str, Any]) -> str:
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for rank, row in enumerate(summary["per_genotype"], start=1):
         sd = row["test_sd"]
-        spread = "" if sd != sd else f" ± {100 * sd:.2f}"  # one seed: no sd (NaN)
+        spread = "" if sd is None or sd != sd else f" ± {100 * sd:.2f}"  # one seed: no sd (NaN; null in JSON)
         lines.append(f"| {rank} | {row['name']} | `{row['genotype']}` | {100 * row['test_mean']:.2f}{spread} | "
                      f"{row['seeds']} | {row['params']:,} | {row['macs'] / 1e6:.1f} |")
     return "\n".join(lines)

@@ -110,3 +110,10 @@ def test_the_markdown_table_lists_genotypes_best_first_with_mean_and_sd():
     assert lines[0].startswith("| rank | name | genotype |") and len(lines) == 4
     assert lines[2].startswith(f"| 1 | se | `{KNOWN['se'].key}` | 85.00 ± 1.41 | 2 |")
     assert lines[3].startswith("| 2 | none |")
+
+
+def test_the_markdown_table_reads_a_one_seed_row_from_the_json_file_too():
+    """The JSON file holds a one-seed genotype's sd as null (strict JSON has no NaN)."""
+    row_ = {"name": "se", "genotype": KNOWN["se"].key, "test_mean": 0.8, "test_sd": None, "seeds": 1,
+            "params": 1000, "macs": 2e6}
+    assert standalone_table.markdown({"per_genotype": [row_]}).splitlines()[2].endswith("| 80.00 | 1 | 1,000 | 2.0 |")
