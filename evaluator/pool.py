@@ -123,22 +123,24 @@ class WorkerPool:
     def _gather_round(self, calls: Dict[Any, int], attempt: int) -> Optional[List[List[TrainResult]]]:
         """Every actor's results, or None when any call failed (after all of them have ended)."""
         results, failed = [], False
+
+        def lost(actor: int) -> str:
+            return f"worker {actor} was lost during training (attempt {attempt}): "
+
         while calls:
             ready, _ = ray.wait(list(calls), num_returns=1, timeout=self.poll_s)
             if not ready:
                 for ref, state in self._stalled({ref: (0, attempt, a) for ref, a in calls.items()}):
                     actor = calls.pop(ref)
                     _cancel(ref)
-                    self._lose_actor(actor, f"worker {actor} was lost during training (attempt {attempt}): "
-                                            f"Ray reports it {state}")
+                    self._lose_actor(actor, f"{lost(actor)}Ray reports it {state}")
                     failed = True
                 continue
             actor = calls.pop(ready[0])
             try:
                 results.append(ray.get(ready[0]))
             except LOST as err:
-                self._lose_actor(actor, f"worker {actor} was lost during training (attempt {attempt}): "
-                                        f"{type(err).__name__}", err)
+                self._lose_actor(actor, f"{lost(actor)}{type(err).__name__}", err)
                 failed = True
             except ray.exceptions.RayTaskError as err:  # its process group broke: a peer was lost
                 self._note(f"worker {actor}'s training stopped (attempt {attempt}): {_last_line(err)}")
@@ -148,6 +150,7 @@ class WorkerPool:
         return None if failed else results
 
     def _lose_actor(self, actor: int, message: str, err: Optional[BaseException] = None) -> None:
+        """Note the loss and ping the actor: the pool gives it nothing until it answers."""
         _refuse_failed_start(actor, err)
         self._note(message)
         self.pings[self.actors[actor].ping.remote()] = actor
@@ -229,15 +232,13 @@ class WorkerPool:
 
     def _lose(self, work: _Work, actor: int, job: Job, message: str, err: Optional[BaseException] = None) -> None:
         """The actor's running task and its queue go to the live actors; a ping says when it is back."""
-        _refuse_failed_start(actor, err)
-        self._note(message + "; its tasks go to the next free worker")
+        self._lose_actor(actor, message + "; its tasks go to the next free worker", err)
         index, attempt = job
         if attempt >= self.max_attempts:
             raise RuntimeError(f"task {index} failed {attempt} times; giving up") from err
         work.orphans.append((index, attempt + 1))
         work.orphans.extend(work.own[actor])
         work.own[actor].clear()
-        self.pings[self.actors[actor].ping.remote()] = actor
 
     def _answer(self, ref: Any) -> List[int]:
         """A ping that finished: [the actor] if it is back, [] if not (pinged again later, or gone)."""
