@@ -41,7 +41,9 @@ def steps(quick: bool) -> dict[str, list[str]]:
         "controller_ablation": ["controller_landscapes.py", *synthetic],
         "controller_ablation_supernet": ["controller_landscapes.py", *on_supernet],
         "ranking_fidelity": ["ranking_fidelity.py", *q],
+        **({} if quick else {"standalone_table": ["standalone_table.py"]}),
         "search_outcome": ["search_outcome.py", *q],
+        "reward_fidelity": ["reward_fidelity.py", *(q or ["--search-seeds"])],
         "attention_budget": ["attention_budget.py", *q],
     }
 
@@ -88,9 +90,14 @@ def table(quick: bool) -> str:
         rows.append(f"| ranking fidelity, Kendall tau ({s['genotypes']} genotypes, {s['seeds']} seeds, "
                     f"{s['epochs']} epochs) | {fidelity['kendall_tau']:.2f} (rho {fidelity['spearman_rho']:.2f}) | >= 0.6 |")
     outcome = load("search_outcome", quick)
-    if outcome:
-        rows.append(f"| winner - best baseline ({outcome['best_baseline']}), test accuracy, "
-                    f"{outcome['settings']['seeds']} seeds | {100 * outcome['winner_minus_best_baseline']:+.2f} pts | >= 0 |")
+    if outcome and "rl_minus_best_known" in outcome:
+        s, means = outcome["settings"], outcome["winner_mean_over_search_seeds"]
+        known, random = outcome["rl_minus_best_known"], outcome.get("rl_minus_random")
+        rows.append(f"| RL winner - best known module ({outcome['best_known']['name']}), stand-alone test accuracy, "
+                    f"{s['search_seeds']} search seeds x {s['standalone_seeds']} seeds | {means['rl']:.2f} %, "
+                    f"{known['difference']:+.2f} pts | >= 0 |")
+        if random:
+            rows.append(f"| RL winner - random-search winner, same | {random['difference']:+.2f} pts | > 0 |")
     return "\n".join(rows)
 
 

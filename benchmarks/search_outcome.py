@@ -1,106 +1,186 @@
-"""Search outcome: the winner of a default search against none, SE, ECA and CBAM, stand-alone.
+"""The search outcome, judged against the stand-alone ground truth (issue 15, item 6).
 
-Runs the default search (`experiments/configs/default.yaml`), then stage 2 (Ray Tune) on its
-best candidate and the baselines, several seeds each, and records mean, std, parameters and
-latency. --quick shrinks both to a smoke run (a few rounds, 1 epoch, 1 seed, 2k images).
+Runs the default search (``python experiments/run_rl_search.py``, the embedded config) with
+``--seeds`` search seeds, and random search with weight sharing (the same command with ``--policy
+random``: the same rounds, warm-up and derive stage), then trains every winner stand-alone at the
+stand-alone table's budget B (``standalone_table.py``) with 3 seeds and compares:
 
-    python benchmarks/search_outcome.py [--quick] [--seeds 3] [--epochs 1] [--batch-size 32] [--lr 0.05] [--run DIR]
+- each winner's mean test accuracy with the best known module's, from the stand-alone table;
+- the RL winners with the random-search winners, as means over the search seeds;
+- each winner's percentile among the table's genotypes (share of their means below it).
 
-Writes benchmarks/results/search_outcome.json (search_outcome_quick.json with --quick).
+    python benchmarks/search_outcome.py [--quick] [--seeds 3] [--policies rl random] [--runs DIR]
+
+Every search keeps its run directory under ``--runs`` (default ``benchmarks/runs/search_outcome``),
+so an interrupted benchmark resumes: a finished search (its ``winner.json`` written) is not run
+again, an unfinished one continues with ``--resume``, and stand-alone runs already in
+``results/search_outcome_standalone.parquet`` (or at the same budget in the stand-alone table) are
+not trained again. Writes ``results/search_outcome.json`` (``search_outcome_quick.json`` with
+``--quick``: 1 search seed of a 3-round search on small data, winners trained 1 epoch, 1 seed).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import math
-import tempfile
+import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
 
-from common import RESULTS, show_result, write_result
+from common import RESULTS, show_result, write_result  # first: Ray's loopback environment, the import path
 
-import ray  # noqa: E402
-import torch  # noqa: E402
+import pandas as pd  # noqa: E402
+import yaml  # noqa: E402
 
-from evaluator.data import DEFAULT_DATASET, load_dataset  # noqa: E402
-from evaluator.standalone import StandaloneConfig, measure_cost, seeded_model  # noqa: E402
 from machine import describe_machine  # noqa: E402
-from rundir import RunDir  # noqa: E402
-from search.loop import search  # noqa: E402
-from search.start import prepare  # noqa: E402
-from stage2.retrain import retrain  # noqa: E402
-from stage2.settings import DEFAULT_BASELINES, Stage2Settings  # noqa: E402
+from measures import difference  # noqa: E402
+from searchspace import KNOWN, load  # noqa: E402
+import standalone_table  # noqa: E402
 
-BASELINES = list(DEFAULT_BASELINES)
-QUICK = {"rounds": 3, "train_steps": 8, "samples_per_round": 6, "derive_top": 2, "derive_samples": 2,
-         "evaluator.dataset_options": {"train_size": 2000, "val_size": 500, "test_size": 500}}
-
-
-def idle_latency(summary: list[dict], options: dict) -> None:
-    """Latency per image at batch 1 and 64 of every model, measured one model at a time with one
-    thread once stage 2 is over: stage 2's own figures were taken while other trials trained."""
-    torch.set_num_threads(1)
-    data = load_dataset(DEFAULT_DATASET, seed=0, **options)  # the default search's dataset
-    for row in summary:
-        model = seeded_model(StandaloneConfig(), row["genotype"], data.num_classes).to(memory_format=torch.channels_last)
-        cost = measure_cost(model, data, torch.device("cpu"), torch.channels_last, repeats=20)
-        row["latency_ms_idle_batch1"] = cost["latency_ms_batch1"]
-        row["latency_ms_idle_batch64"] = cost["latency_ms_batch64"]
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = ROOT / "experiments" / "configs" / "default.yaml"
+QUICK_SEARCH = {"rounds": 3, "train_steps": 8, "samples_per_round": 6, "warmup_rounds": 1, "derive_top": 2,
+                "derive_samples": 2, "evaluator": {"dataset_options": standalone_table.QUICK_DATA, "reward_images": 100}}
 
 
-def winner_minus_baseline(summary: list[dict]) -> dict:
-    """The winner's (the best candidate's) mean test accuracy minus the best baseline's, with the
-    standard error of that difference: sqrt(s1^2/n1 + s2^2/n2) from each one's seed std and count
-    (Welch's; NaN when either has one seed)."""
-    def best(kind: str) -> dict:
-        return max((r for r in summary if r["kind"] == kind and r["seeds_ok"] > 0), key=lambda r: r["test_accuracy_mean"])
+def search_config(folder: Path, changes: Dict[str, Any]) -> Optional[Path]:
+    """The embedded default config with ``changes`` (nested dicts merged), written to ``folder``; None
+    without changes (the search then runs with no ``--config``, exactly as a user's first command)."""
+    if not changes:
+        return None
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    for key, value in changes.items():
+        config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
+    path = folder / "config.changed.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
 
-    winner, baseline = best("candidate"), best("baseline")
-    variance = sum(r["test_accuracy_std"] ** 2 / r["seeds_ok"] for r in (winner, baseline))
-    return {"best_baseline": baseline["name"], "difference": winner["test_accuracy_mean"] - baseline["test_accuracy_mean"],
-            "standard_error": math.sqrt(variance) if math.isfinite(variance) else math.nan}
+
+def run_search(out: Path, policy: str, seed: int, changes: Dict[str, Any], timings: Path) -> Optional[float]:
+    """One search in its own process, resumed when ``out`` holds an unfinished one; its wall seconds
+    (summed over resumptions, kept in ``timings``). A finished search is not run again."""
+    seconds = json.loads(timings.read_text()) if timings.exists() else {}
+    if (out / "winner.json").exists():
+        return seconds.get(out.name)  # None: finished by another command, not timed here
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, str(ROOT / "experiments" / "run_rl_search.py"), "--out", str(out),
+               "--policy", policy, "--seed", str(seed)]
+    config = search_config(out.parent, {**changes, "policy": policy, "seed": seed} if changes else {})
+    if config is not None:
+        command += ["--config", str(config)]
+    if (out / "config.yaml").exists():
+        command.append("--resume")
+    start = time.perf_counter()
+    subprocess.run(command, check=True, cwd=ROOT)
+    seconds[out.name] = seconds.get(out.name, 0.0) + time.perf_counter() - start
+    timings.write_text(json.dumps(seconds, indent=1))
+    return seconds[out.name]
 
 
-def main() -> None:
+def table_at(path: Path, budget: Dict[str, Any]) -> pd.DataFrame:
+    """The rows of a stand-alone table measured at ``budget``; empty when there is none at it."""
+    if not path.exists():
+        return pd.DataFrame()
+    table = pd.read_parquet(path)
+    expected = standalone_table.budget_row(budget)
+    matches = pd.Series(True, index=table.index)
+    for column, value in expected.items():
+        matches &= table[column] == value
+    return table[matches]
+
+
+def train_winners(winners: Sequence[str], seeds: int, budget: Dict[str, Any], path: Path,
+                  reference: pd.DataFrame) -> pd.DataFrame:
+    """Every winner stand-alone at ``budget`` for ``seeds`` seeds, in ``path``; runs the reference table
+    already holds are copied, not trained again."""
+    table = table_at(path, budget)
+    reference = reference if len(reference) else pd.DataFrame(columns=["genotype", "seed"])
+    reused = reference[reference["genotype"].isin(winners) & (reference["seed"] < seeds)]
+    fresh = reused[~reused.set_index(["genotype", "seed"]).index.isin(list(zip(table.get("genotype", []),
+                                                                                  table.get("seed", []))))]
+    if len(fresh):
+        table = pd.concat([table, fresh], ignore_index=True)
+        standalone_table.write_table(table, path)
+    picks = [(f"winner-{i}", key) for i, key in enumerate(dict.fromkeys(winners))]
+    options = argparse.Namespace(address=None, workers=2, threads=1, gpus_per_trial=0.0)
+    return standalone_table.run_table(picks, seeds, budget, path, options)
+
+
+def percentile(value: float, means: Sequence[float]) -> float:
+    """Share of ``means`` below ``value`` (ties count half), in percent."""
+    below = sum(m < value for m in means) + 0.5 * sum(m == value for m in means)
+    return 100.0 * below / len(means)
+
+
+def compare(runs: List[Dict[str, Any]], winners: pd.DataFrame, reference: pd.DataFrame) -> Dict[str, Any]:
+    """Each run's winner in points of test accuracy, and the two comparisons of issue 15's item 6."""
+    accuracy = {key: [100 * a for a in group["test_accuracy"]] for key, group in winners.groupby("genotype")}
+    if reference.empty:  # no stand-alone table at this budget: the winners alone
+        reference = pd.DataFrame(columns=["name", "genotype", "seed", "test_accuracy"])
+    means = reference.groupby("genotype")["test_accuracy"].mean().mul(100)
+    for run in runs:
+        values = accuracy[run["winner"]]
+        run.update(standalone_mean=statistics.mean(values), standalone_sd=statistics.stdev(values) if len(values) > 1
+                   else None, standalone_seeds=len(values),
+                   percentile_in_table=percentile(statistics.mean(values), list(means)) if len(means) else None)
+    result: Dict[str, Any] = {"runs": runs}
+    known = reference[reference["genotype"].isin({g.key for g in KNOWN.values()}) & (reference["name"] != "none")]
+    by_policy = {p: [r["standalone_mean"] for r in runs if r["policy"] == p] for p in dict.fromkeys(r["policy"] for r in runs)}
+    if len(known):
+        best = known.groupby("name")["test_accuracy"].mean().idxmax()
+        best_values = [100 * a for a in known[known["name"] == best]["test_accuracy"]]
+        result["best_known"] = {"name": best, "mean": statistics.mean(best_values), "seeds": len(best_values)}
+        for policy, values in by_policy.items():
+            result[f"{policy}_minus_best_known"] = difference(values, best_values) if len(values) else None
+    if len(by_policy.get("rl", [])) and len(by_policy.get("random", [])):
+        result["rl_minus_random"] = difference(by_policy["rl"], by_policy["random"])
+    result["winner_mean_over_search_seeds"] = {p: statistics.mean(v) for p, v in by_policy.items() if v}
+    return result
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--seeds", type=int, default=3)
-    # the stand-alone budget of ranking_fidelity.py: 312 steps of batch 32
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=0.05)
-    parser.add_argument("--run", help="an existing search's run directory (skips the search)")
-    args = parser.parse_args()
+    parser.add_argument("--seeds", type=int, default=3, help="search seeds per policy (default 3)")
+    parser.add_argument("--standalone-seeds", type=int, default=3, help="stand-alone seeds per winner (default 3)")
+    parser.add_argument("--policies", nargs="+", default=["rl", "random"], choices=["rl", "ppo", "random"])
+    parser.add_argument("--runs", type=Path, default=ROOT / "benchmarks" / "runs" / "search_outcome")
+    parser.add_argument("--searches-only", action="store_true", help="run the searches, train no winner")
+    args = parser.parse_args(argv)
     name = "search_outcome_quick" if args.quick else "search_outcome"
-    seeds, epochs = (1, 1) if args.quick else (args.seeds, args.epochs)
-    start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as folder:
-        if args.run:
-            rundir = RunDir(args.run)
-        else:
-            overrides = {"out": str(Path(folder) / "outcome"), **(QUICK if args.quick else {})}
-            config, rundir = prepare(None, overrides, resume=False)
-            search(config, rundir)
-        searched = time.perf_counter()
-        outcome = retrain(rundir, Stage2Settings(k=1, baselines=BASELINES, seeds=seeds, epochs=epochs, overrides={
-            "batch_size": args.batch_size, "lr": args.lr}), verbose=0)
-        ray.shutdown()
-    summary = outcome.summary.to_dict("records")
-    idle_latency(summary, QUICK["evaluator.dataset_options"] if args.quick else {})
-    winner = outcome.winner.metadata
-    margin = winner_minus_baseline(summary)
+    search_seeds, seeds = (1, 1) if args.quick else (args.seeds, args.standalone_seeds)
+    runs_dir = args.runs / ("quick" if args.quick else "default")
+    budget = {"arch": "resnet20", "epochs": 1 if args.quick else standalone_table.EPOCHS,
+              "batch_size": standalone_table.BATCH_SIZE, "lr": standalone_table.LR,
+              "dataset": standalone_table.DATASET, "dataset_options": standalone_table.QUICK_DATA if args.quick else {}}
+    runs = []
+    for policy in args.policies:
+        for seed in range(search_seeds):
+            out = runs_dir / f"{policy}-seed{seed}"
+            seconds = run_search(out, policy, seed, QUICK_SEARCH if args.quick else {}, runs_dir / "seconds.json")
+            winner = load(out / "winner.json")
+            runs.append({"policy": policy, "search_seed": seed, "winner": winner.key, "search_seconds": seconds,
+                         "supernet_val_accuracy": winner.metadata.get("val_accuracy"), "run": str(out)})
+    if args.searches_only:
+        print(json.dumps(runs, indent=1))
+        return
+    reference = table_at(RESULTS / f"standalone_table{'_quick' if args.quick else ''}.parquet", budget)
+    winners = train_winners([r["winner"] for r in runs], seeds, budget, RESULTS / f"{name}_standalone.parquet", reference)
     result = {
         "benchmark": name, "machine": describe_machine(),
-        "settings": {"search": "default.yaml" + (" with " + json.dumps(QUICK) if args.quick else ""),
-                     "seeds": seeds, "epochs": epochs, "batch_size": args.batch_size,
-                     "lr": args.lr, "baselines": BASELINES},
-        "seconds": {"search": searched - start, "stage2": time.perf_counter() - searched},
-        "winner": outcome.winner.key, "winner_metadata": winner, "models": summary,
-        "best_baseline": margin["best_baseline"],
-        "winner_minus_best_baseline": margin["difference"],
-        "winner_minus_best_baseline_se": margin["standard_error"],
-        "target": "the winner at least matches the best baseline",
+        "settings": {"search": "the embedded default config" + (f" with {json.dumps(QUICK_SEARCH)}" if args.quick else ""),
+                     "search_seeds": search_seeds, "policies": args.policies, "standalone_budget": budget,
+                     "standalone_seeds": seeds, "reference_table_genotypes": int(reference["genotype"].nunique()) if len(reference) else 0},
+        **compare(runs, winners, reference),
+        "targets": {"rl winner >= best known module (mean over search seeds)": None,
+                    "rl winner > random-search winner (mean over search seeds)": None},
     }
+    if "rl_minus_best_known" in result and result["rl_minus_best_known"]:
+        result["targets"]["rl winner >= best known module (mean over search seeds)"] = result["rl_minus_best_known"]["difference"] >= 0
+    if "rl_minus_random" in result:
+        result["targets"]["rl winner > random-search winner (mean over search seeds)"] = result["rl_minus_random"]["difference"] > 0
     write_result(RESULTS / f"{name}.json", result)
     show_result(result)
 

@@ -309,10 +309,16 @@ class RunDir:
             source=str(row["source"]))
 
     def rank_rewards(self) -> pd.DataFrame:
-        """Genotypes ranked by the mean search reward of their ``ok`` rows (ties by key)."""
+        """Genotypes ranked by the mean search reward of their ``ok`` rows (ties by key).
+
+        Once the controller has run a round, only ``search``-phase rows count: warm-up rewards come
+        from a younger supernet and would pull down every genotype the fair sampler happened to draw.
+        """
         log = self.read_rewards()
         if log.empty:
             raise self._error("no rounds yet: the search has not finished its first round")
+        if (log["phase"] == "search").any():
+            log = log[log["phase"] == "search"]
         ok = log[log["status"] == "ok"]
         if ok.empty:
             raise self._error(f"no successful evaluation yet ({len(log)} rows, none with status 'ok')")

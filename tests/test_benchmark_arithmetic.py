@@ -59,25 +59,34 @@ def test_area_ratio_and_samples_ratio_on_two_known_curves():
     assert result["hit_rate"] == 1.0 and result["final_regret"] == pytest.approx(0.0)
 
 
-def summary_row(kind, name, mean, std, seeds):
-    return {"kind": kind, "name": name, "genotype": name, "test_accuracy_mean": mean, "test_accuracy_std": std,
-            "seeds_ok": seeds}
+def test_percentile_counts_the_means_below_and_half_the_ties():
+    assert search_outcome.percentile(75.0, [70.0, 72.0, 75.0, 80.0]) == pytest.approx(100 * 2.5 / 4)
+    assert search_outcome.percentile(60.0, [70.0, 72.0]) == 0.0
 
 
-def test_winner_minus_baseline_with_its_standard_error():
-    summary = [summary_row("candidate", "found", 0.80, 0.03, 3), summary_row("candidate", "second", 0.70, 0.01, 3),
-               summary_row("baseline", "se", 0.78, 0.04, 4), summary_row("baseline", "none", 0.75, 0.02, 4)]
-    margin = search_outcome.winner_minus_baseline(summary)
-    assert margin["best_baseline"] == "se"
-    assert margin["difference"] == pytest.approx(0.02)
-    # sqrt(0.03^2 / 3 + 0.04^2 / 4) = sqrt(0.0003 + 0.0004) = 0.026458
-    assert margin["standard_error"] == pytest.approx(math.sqrt(0.0007))
+def standalone_rows(name, key, accuracies):
+    return [{"name": name, "genotype": key, "seed": seed, "test_accuracy": a} for seed, a in enumerate(accuracies)]
 
 
-def test_winner_minus_baseline_with_one_seed_has_no_standard_error():
-    summary = [summary_row("candidate", "found", 0.8, math.nan, 1), summary_row("baseline", "se", 0.7, math.nan, 1)]
-    margin = search_outcome.winner_minus_baseline(summary)
-    assert margin["difference"] == pytest.approx(0.1) and math.isnan(margin["standard_error"])
+def test_compare_winners_with_the_best_known_module_and_with_random_search():
+    import pandas as pd
+    from searchspace import KNOWN
+
+    srm, se = KNOWN["srm"].key, KNOWN["se"].key
+    reference = pd.DataFrame(standalone_rows("none", KNOWN["none"].key, [0.70, 0.72])
+                             + standalone_rows("srm", srm, [0.76, 0.74]) + standalone_rows("se", se, [0.71, 0.73]))
+    found = "gap|bn|mean|conv7x7"
+    winners = pd.DataFrame(standalone_rows("winner-0", found, [0.77, 0.75]) + standalone_rows("srm", srm, [0.76, 0.74]))
+    runs = [{"policy": "rl", "winner": found}, {"policy": "rl", "winner": srm}, {"policy": "random", "winner": srm}]
+    result = search_outcome.compare(runs, winners, reference)
+    assert result["best_known"] == {"name": "srm", "mean": pytest.approx(75.0), "seeds": 2}
+    assert [r["standalone_mean"] for r in result["runs"]] == pytest.approx([76.0, 75.0, 75.0])
+    # 76 is above all three of the table's means (71, 75, 72); 75 ties srm's
+    assert [r["percentile_in_table"] for r in result["runs"]] == pytest.approx([100.0, 100 * 2.5 / 3, 100 * 2.5 / 3])
+    # rl: winners' means 76 and 75 against srm's seeds 76 and 74
+    assert result["rl_minus_best_known"]["difference"] == pytest.approx(0.5)
+    assert result["rl_minus_random"]["difference"] == pytest.approx(0.5)
+    assert math.isnan(result["rl_minus_random"]["standard_error"])  # one random search seed: unknown variance
 
 
 @pytest.fixture

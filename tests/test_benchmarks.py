@@ -47,15 +47,18 @@ def test_table_shows_every_result_that_exists(tmp_path, monkeypatch):
         "val_accuracy": {"min": 0.1, "median": 0.5, "max": 0.6, "std": 0.05}})
     write(tmp_path, "ranking_fidelity", {"settings": {"genotypes": 16, "seeds": 3, "epochs": 2},
                                          "kendall_tau": 0.25, "spearman_rho": 0.4})
-    write(tmp_path, "search_outcome", {"best_baseline": "se", "settings": {"seeds": 3},
-                                       "winner_minus_best_baseline": -0.004})
+    write(tmp_path, "search_outcome", {"settings": {"search_seeds": 3, "standalone_seeds": 3},
+                                       "best_known": {"name": "srm", "mean": 75.35},
+                                       "winner_mean_over_search_seeds": {"rl": 74.95, "random": 74.0},
+                                       "rl_minus_best_known": {"difference": -0.4, "standard_error": 0.5},
+                                       "rl_minus_random": {"difference": 0.95, "standard_error": 0.7}})
     at500 = {"area_ratio": 0.8, "samples_to_top1_ratio": 0.6}
     write(tmp_path, "controller_ablation_supernet", {"landscapes": {
         "supernet_landscape": {"kind": "parquet", "results": {"sase": {"noise=0.03": {"500": at500}}}}}})
     table = run_all.table(quick=False)
     assert "3139 genotypes" in table and "max 60.0" in table
     assert "0.25 (rho 0.40)" in table
-    assert "-0.40 pts" in table
+    assert "74.95" in table and "-0.40 pts" in table and "+0.95 pts" in table
     assert "`supernet_landscape`" in table and "0.80 / 0.60x" in table
 
 

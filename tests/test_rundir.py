@@ -267,6 +267,16 @@ def test_top_k_from_rewards_log_groups_canonical_genotypes_and_breaks_ties_by_ke
     assert logged.top_k(2)["genotype"].tolist() == [A, B]
 
 
+def test_top_k_from_the_log_leaves_out_warmup_rows_once_the_search_phase_began(run):
+    run.write_round(1, [dict(row, phase="warmup") for row in LOG[1]])
+    assert run.top_k()["genotype"].tolist() == [A, B, PLAIN]  # only warm-up so far: it ranks
+    run.write_round(2, LOG[2])
+    ranked = run.top_k()  # round 2 alone: A 1.0, B 0.75, PLAIN 0.5, each seen once
+    assert ranked["genotype"].tolist() == [A, B, PLAIN]
+    assert ranked["reward"].tolist() == [1.0, 0.75, 0.5]
+    assert ranked["count"].tolist() == [1, 1, 1]
+
+
 def candidates():
     rows = [(1, E, 0.9, "greedy", 1), (2, A, 0.8, "mean_reward", 2), (3, B, 0.7, "sample", 2)]
     return pd.DataFrame([

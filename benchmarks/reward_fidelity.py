@@ -1,0 +1,201 @@
+"""Rewards against the stand-alone ground truth (issue 15, items 2-4): reward noise and ranking fidelity.
+
+Takes finished searches (their run directories: the shared weights of the last checkpoint, the
+ones the derive stage scored with) and scores every genotype of the stand-alone table on them, on
+each validation block of ``reward_images`` (256) images, with BN batch statistics and with
+per-genotype recalibrated running statistics (SPOS; the search's ``recalibration_batches``
+training batches). From those scores:
+
+- **noise** (item 2): the sd of one genotype's reward across blocks (what a new round's images do
+  to it), and the sd of the difference between two genotypes scored on the same block (common
+  images, what REINFORCE's batch-mean baseline sees) and on different blocks (each sample on its
+  own batch, the scheme before issue 15); with the same supernet throughout, so it is the images'
+  share of the noise alone;
+- **fidelity** (items 3-4): Kendall's tau between each scheme's score and the stand-alone table's
+  mean test accuracy over its genotypes: the whole validation split (the derive stage), one
+  common block (a round's reward; the mean over blocks), one block per genotype (the old
+  per-sample batches; the mean over block shifts), each with both BN modes.
+
+The searches are the variants of the default search below, each with one setting changed (seed 0),
+run with ``search_outcome.run_search``; the default and random-policy runs of
+``search_outcome.py`` are used when they exist, and its other search seeds give the spread.
+
+    python benchmarks/reward_fidelity.py [--quick] [--variants default no-warmup ...] [--search-seeds] [--runs DIR]
+
+``--quick`` scores the two runs of ``search_outcome.py --quick`` (made when missing) against the
+stand-alone table: a smoke run of the code path, its figures meaningless.
+
+Scores are appended to ``results/reward_fidelity_scores.parquet`` as each run is scored, so an
+interrupted benchmark resumes at the run it was scoring; writes ``results/reward_fidelity.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from common import RESULTS, show_result, write_result  # first: Ray's loopback environment, the import path
+
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+from scipy import stats  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from evaluator.supernet import recalibrated_bn_statistics  # noqa: E402
+from evaluator.training import reward  # noqa: E402
+from evaluator.worker import Evaluator  # noqa: E402
+from machine import describe_machine  # noqa: E402
+from measures import seed_tau  # noqa: E402
+from rundir import RunDir  # noqa: E402
+from search.config import SearchConfig, build  # noqa: E402
+from searchspace import from_key  # noqa: E402
+import search_outcome  # noqa: E402
+import standalone_table  # noqa: E402
+
+# Each a change to the embedded default search (seed 0); "default" and "random" are search_outcome.py's runs.
+VARIANTS: Dict[str, Dict[str, Any]] = {
+    "default": {},
+    "no-warmup": {"warmup_rounds": 0},
+    "uniform-warmup": {"warmup_sampling": "uniform"},
+    "own-images": {"evaluator": {"common_reward_images": False}},
+    "random": {"policy": "random"},
+}
+
+
+def variant_run(name: str, runs: Path, outcome_runs: Path, base: Dict[str, Any]) -> Path:
+    """The run directory of a variant, searched first when it is not there yet; ``base``: changes
+    every search of this benchmark makes (search_outcome.QUICK_SEARCH with --quick)."""
+    if name in ("default", "random"):
+        out = outcome_runs / f"{'rl' if name == 'default' else 'random'}-seed0"
+        search_outcome.run_search(out, "rl" if name == "default" else "random", 0, base, outcome_runs / "seconds.json")
+        return out
+    out = runs / name
+    search_outcome.run_search(out, VARIANTS[name].get("policy", "rl"), 0, VARIANTS[name], runs / "seconds.json")
+    return out
+
+
+def score_run(run: Path, genotypes: Sequence[str]) -> pd.DataFrame:
+    """Every genotype's accuracy on each validation block, with batch and recalibrated BN statistics.
+
+    Blocks are the split cut in ``reward_images`` images in order (the last one shorter): block r < the
+    number of full blocks is round r + 1's common reward block. One row per (genotype, bn_mode, block).
+    """
+    rundir = RunDir(str(run))
+    config = build(SearchConfig, rundir.read_config()).evaluator
+    evaluator = Evaluator(config)
+    evaluator.supernet.load_state_dict(rundir.load_checkpoint()["shared"]["weights"])
+    supernet, data = evaluator.supernet, evaluator.data
+    blocks = list(data.batches("val", config.reward_images, shuffle=False, memory_format=evaluator.memory_format))
+    rows = []
+    for key in tqdm(genotypes, desc=f"scoring {run.name}", unit="genotype"):
+        genotype = from_key(key)
+        for block, (images, labels) in enumerate(blocks):
+            rows.append({"genotype": key, "bn_mode": "batch", "block": block, "images": len(labels),
+                         "accuracy": reward(supernet, genotype, images, labels).val_accuracy})
+        calibration = data.train_batches(config.training.batch_size, config.recalibration_batches, seed=0,
+                                         memory_format=evaluator.memory_format)
+        with recalibrated_bn_statistics(supernet, lambda x: supernet(x, genotype), (x for x, _ in calibration)):
+            for block, (images, labels) in enumerate(blocks):
+                rows.append({"genotype": key, "bn_mode": "recalibrate", "block": block, "images": len(labels),
+                             "accuracy": reward(supernet, genotype, images, labels, False).val_accuracy})
+    return pd.DataFrame(rows).assign(run=str(run), full_blocks=len(data.val) // config.reward_images)
+
+
+def noise(scores: pd.DataFrame, full_blocks: int) -> Dict[str, float]:
+    """Points of accuracy: one genotype's sd across blocks, and the sd of two genotypes' difference
+    on the same block and on neighbouring blocks (each sample its own batch), pooled (root mean
+    square) over genotypes and pairs; beside them the sd of the whole-split accuracy over genotypes."""
+    wide = 100 * scores[scores["block"] < full_blocks].pivot(index="genotype", columns="block", values="accuracy")
+    shifted = wide.to_numpy()[:, list(range(1, full_blocks)) + [0]]
+    same, own = [], []
+    for g, h in itertools.combinations(range(len(wide)), 2):
+        same.append(float(pd.Series(wide.iloc[g].to_numpy() - wide.iloc[h].to_numpy()).var()))
+        own.append(float(pd.Series(wide.iloc[g].to_numpy() - shifted[h]).var()))
+    return {"one_genotype_across_blocks_sd": float(wide.var(axis=1).mean() ** 0.5),
+            "difference_same_block_sd": statistics.mean(same) ** 0.5,
+            "difference_own_blocks_sd": statistics.mean(own) ** 0.5,
+            "genotypes_whole_split_sd": float(whole_split(scores).mul(100).std())}
+
+
+def whole_split(scores: pd.DataFrame) -> pd.Series:
+    """Each genotype's accuracy on the whole validation split (blocks weighted by their images)."""
+    weighted = scores.assign(correct=scores["accuracy"] * scores["images"]).groupby("genotype")
+    return weighted["correct"].sum() / weighted["images"].sum()
+
+
+def fidelity(scores: pd.DataFrame, truth: pd.Series, full_blocks: int) -> Dict[str, float]:
+    """Kendall's tau against ``truth`` (stand-alone mean per genotype) of the three ways to score."""
+    def tau(values: pd.Series) -> float:
+        return float(stats.kendalltau(values.loc[truth.index], truth).statistic)
+
+    wide = scores[scores["block"] < full_blocks].pivot(index="genotype", columns="block", values="accuracy").loc[truth.index]
+    shifts = [pd.Series([wide.iloc[i, (i + k) % full_blocks] for i in range(len(wide))], index=wide.index)
+              for k in range(full_blocks)]
+    return {"whole_split": tau(whole_split(scores)),
+            "common_block_mean": statistics.mean(tau(wide[b]) for b in wide.columns),
+            "own_block_mean": statistics.mean(tau(s) for s in shifts)}
+
+
+def summarise(scores: pd.DataFrame, table: pd.DataFrame, names: Dict[str, str]) -> Dict[str, Any]:
+    truth = table.groupby("genotype")["test_accuracy"].mean()
+    ceiling = seed_tau(table)["mean"]
+    rows = []
+    for run, group in scores.groupby("run", sort=False):
+        full = int(group["full_blocks"].iloc[0])
+        for bn_mode, part in group.groupby("bn_mode"):
+            rows.append({"variant": names.get(run, run), "run": run, "bn_mode": bn_mode,
+                         "tau": fidelity(part, truth, full), "noise_points": noise(part, full),
+                         "supernet_whole_split_mean": float(whole_split(part).mean())})
+    for row in rows:
+        row["target_met_whole_split"] = bool(row["tau"]["whole_split"] >= max(0.6, 0.8 * ceiling))
+    return {"ceiling_seed_tau": ceiling, "genotypes": int(len(truth)), "rows": rows,
+            "target": "tau >= 0.6 and >= 0.8 x the ceiling"}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="the runs of search_outcome.py --quick")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--search-seeds", action="store_true",
+                        help="also score search_outcome.py's other search seeds (rl and random, seeds 1-2)")
+    parser.add_argument("--runs", type=Path, default=Path(__file__).resolve().parent / "runs" / "reward_fidelity")
+    parser.add_argument("--outcome-runs", type=Path,
+                        default=Path(__file__).resolve().parent / "runs" / "search_outcome" / "default")
+    args = parser.parse_args(argv)
+    name = "reward_fidelity_quick" if args.quick else "reward_fidelity"
+    if args.quick:
+        args.variants = ["default", "random"]
+        args.outcome_runs = args.outcome_runs.parent / "quick"
+    scores_path = RESULTS / f"{name}_scores.parquet"
+    table = pd.read_parquet(RESULTS / "standalone_table.parquet")
+    genotypes = sorted(table["genotype"].unique())
+    base = search_outcome.QUICK_SEARCH if args.quick else {}
+    wanted = [(v, lambda v=v: variant_run(v, args.runs, args.outcome_runs, base)) for v in args.variants]
+    if args.search_seeds:  # search_outcome.py's other seeds, when they are there; none is searched here
+        for policy, seed in itertools.product(("rl", "random"), (1, 2)):
+            out = args.outcome_runs / f"{policy}-seed{seed}"
+            if (out / "winner.json").exists():
+                wanted.append((f"{'default' if policy == 'rl' else 'random'} (search seed {seed})", lambda out=out: out))
+    # the runs that exist first, so that a long variant search never holds back what can be scored now
+    wanted.sort(key=lambda item: item[0] in VARIANTS and item[0] not in ("default", "random"))
+    scores = pd.read_parquet(scores_path) if scores_path.exists() else pd.DataFrame(columns=["run", "genotype"])
+    names: Dict[str, str] = {}
+    for variant, obtain in wanted:
+        run = str(obtain())
+        names[run] = variant
+        done = set(scores.loc[scores["run"] == run, "genotype"])
+        if set(genotypes) - done:
+            scores = pd.concat([scores, score_run(Path(run), [g for g in genotypes if g not in done])], ignore_index=True)
+            standalone_table.write_table(scores, scores_path)
+        result = {"benchmark": name, "machine": describe_machine(),
+                  "settings": {"variants": {v: VARIANTS[v] for v in args.variants}, "search_seed": 0,
+                               "standalone_table": "standalone_table.parquet (budget B, mean over its seeds)"},
+                  **summarise(scores[scores["run"].isin(names)], table, names)}
+        write_result(RESULTS / f"{name}.json", result)  # after every run: an interrupted benchmark keeps its rows
+    show_result(result)
+
+
+if __name__ == "__main__":
+    main()
