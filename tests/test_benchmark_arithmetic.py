@@ -100,3 +100,44 @@ def test_difference_of_two_known_samples(measures):
     assert result["difference"] == pytest.approx(1.0)
     assert result["standard_error"] == pytest.approx(math.sqrt(2 / 3))
     assert result["z"] == pytest.approx(1 / math.sqrt(2 / 3))
+
+
+def block_scores(accuracies, images=(100, 100, 50)):
+    """reward_fidelity's long format from {genotype: [accuracy per block]} (the last block shorter)."""
+    import pandas as pd
+
+    return pd.DataFrame([{"genotype": g, "block": b, "images": images[b], "accuracy": a}
+                         for g, values in accuracies.items() for b, a in enumerate(values)])
+
+
+def test_whole_split_weights_blocks_by_their_images():
+    import reward_fidelity
+
+    scores = block_scores({"a": [0.5, 0.7, 0.1], "b": [0.6, 0.6, 0.6]})
+    whole = reward_fidelity.whole_split(scores)
+    assert whole["a"] == pytest.approx((50 + 70 + 5) / 250) and whole["b"] == pytest.approx(0.6)
+
+
+def test_common_images_cancel_what_the_block_does_to_every_genotype():
+    import reward_fidelity
+
+    # both genotypes move together with the block (+0, +10, -10 points) and differ by 5 points
+    scores = block_scores({"a": [0.50, 0.60, 0.40, 0.5], "b": [0.45, 0.55, 0.35, 0.45]}, images=(100,) * 4)
+    measured = reward_fidelity.noise(scores, full_blocks=3)
+    assert measured["difference_same_block_sd"] == pytest.approx(0.0)
+    # one genotype across blocks: values 50, 60, 40 -> sd 10
+    assert measured["one_genotype_across_blocks_sd"] == pytest.approx(10.0)
+    # own blocks: a on block i against b on block i + 1: 50-55, 60-35, 40-45 = -5, 25, -5 -> sd 17.32
+    assert measured["difference_own_blocks_sd"] == pytest.approx(math.sqrt(300))
+
+
+def test_fidelity_of_a_perfect_and_a_reversed_ranking():
+    import pandas as pd
+    import reward_fidelity
+
+    truth = pd.Series({"a": 0.7, "b": 0.6, "c": 0.5})
+    agree = block_scores({"a": [0.9, 0.8], "b": [0.7, 0.6], "c": [0.5, 0.4]}, images=(10, 10))
+    assert reward_fidelity.fidelity(agree, truth, full_blocks=2) == pytest.approx(
+        {"whole_split": 1.0, "common_block_mean": 1.0, "own_block_mean": 1.0})
+    reverse = block_scores({"a": [0.1, 0.1], "b": [0.5, 0.5], "c": [0.9, 0.9]}, images=(10, 10))
+    assert reward_fidelity.fidelity(reverse, truth, full_blocks=2)["whole_split"] == pytest.approx(-1.0)
