@@ -116,18 +116,21 @@ def percentile(value: float, means: Sequence[float]) -> float:
 
 def compare(runs: List[Dict[str, Any]], winners: pd.DataFrame, reference: pd.DataFrame) -> Dict[str, Any]:
     """Each run's winner in points of test accuracy, and the two comparisons of issue 15's item 6."""
-    accuracy = {key: [100 * a for a in group["test_accuracy"]] for key, group in winners.groupby("genotype")}
+    accuracy = {} if winners.empty else {key: [100 * a for a in group["test_accuracy"]]
+                                         for key, group in winners.groupby("genotype")}
     if reference.empty:  # no stand-alone table at this budget: the winners alone
         reference = pd.DataFrame(columns=["name", "genotype", "seed", "test_accuracy"])
     means = reference.groupby("genotype")["test_accuracy"].mean().mul(100)
     for run in runs:
-        values = accuracy[run["winner"]]
-        run.update(standalone_mean=statistics.mean(values), standalone_sd=statistics.stdev(values) if len(values) > 1
-                   else None, standalone_seeds=len(values),
-                   percentile_in_table=percentile(statistics.mean(values), list(means)) if len(means) else None)
+        values = accuracy.get(run["winner"], [])  # none yet: a --summary of an unfinished benchmark
+        mean = statistics.mean(values) if values else None
+        run.update(standalone_mean=mean, standalone_sd=statistics.stdev(values) if len(values) > 1 else None,
+                   standalone_seeds=len(values),
+                   percentile_in_table=percentile(mean, list(means)) if len(means) and values else None)
     result: Dict[str, Any] = {"runs": runs}
     known = reference[reference["genotype"].isin({g.key for g in KNOWN.values()}) & (reference["name"] != "none")]
-    by_policy = {p: [r["standalone_mean"] for r in runs if r["policy"] == p] for p in dict.fromkeys(r["policy"] for r in runs)}
+    by_policy = {p: [r["standalone_mean"] for r in runs if r["policy"] == p and r["standalone_mean"] is not None]
+                 for p in dict.fromkeys(r["policy"] for r in runs)}
     if len(known):
         best = known.groupby("name")["test_accuracy"].mean().idxmax()
         best_values = [100 * a for a in known[known["name"] == best]["test_accuracy"]]
@@ -148,6 +151,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--policies", nargs="+", default=["rl", "random"], choices=["rl", "ppo", "random"])
     parser.add_argument("--runs", type=Path, default=ROOT / "benchmarks" / "runs" / "search_outcome")
     parser.add_argument("--searches-only", action="store_true", help="run the searches, train no winner")
+    parser.add_argument("--summary", action="store_true", help="train nothing: summarise the finished searches "
+                        "and the stand-alone runs there are (an unfinished benchmark's partial result)")
     args = parser.parse_args(argv)
     name = "search_outcome_quick" if args.quick else "search_outcome"
     search_seeds, seeds = (1, 1) if args.quick else (args.seeds, args.standalone_seeds)
@@ -159,27 +164,35 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     for policy in args.policies:
         for seed in range(search_seeds):
             out = runs_dir / f"{policy}-seed{seed}"
+            if args.summary and not (out / "winner.json").exists():
+                continue
             seconds = run_search(out, policy, seed, QUICK_SEARCH if args.quick else {}, runs_dir / "seconds.json")
             winner = load(out / "winner.json")
             runs.append({"policy": policy, "search_seed": seed, "winner": winner.key, "search_seconds": seconds,
-                         "supernet_val_accuracy": winner.metadata.get("val_accuracy"), "run": str(out)})
+                         "supernet_val_accuracy": winner.metadata.get("val_accuracy"),
+                         "run": str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out)})
     if args.searches_only:
         print(json.dumps(runs, indent=1))
         return
     reference = table_at(RESULTS / f"standalone_table{'_quick' if args.quick else ''}.parquet", budget)
-    winners = train_winners([r["winner"] for r in runs], seeds, budget, RESULTS / f"{name}_standalone.parquet", reference)
+    standalone = RESULTS / f"{name}_standalone.parquet"
+    winners = (table_at(standalone, budget) if args.summary
+               else train_winners([r["winner"] for r in runs], seeds, budget, standalone, reference))
     result = {
         "benchmark": name, "machine": describe_machine(),
         "settings": {"search": "the embedded default config" + (f" with {json.dumps(QUICK_SEARCH)}" if args.quick else ""),
                      "search_seeds": search_seeds, "policies": args.policies, "standalone_budget": budget,
                      "standalone_seeds": seeds, "reference_table_genotypes": int(reference["genotype"].nunique()) if len(reference) else 0},
         **compare(runs, winners, reference),
+        "complete": all(r["standalone_seeds"] >= seeds for r in runs) and len(runs) == search_seeds * len(args.policies),
         "targets": {"rl winner >= best known module (mean over search seeds)": None,
                     "rl winner > random-search winner (mean over search seeds)": None},
     }
-    if "rl_minus_best_known" in result and result["rl_minus_best_known"]:
+    if not result["complete"]:
+        pass  # an unfinished benchmark judges nothing
+    elif "rl_minus_best_known" in result and result["rl_minus_best_known"]:
         result["targets"]["rl winner >= best known module (mean over search seeds)"] = result["rl_minus_best_known"]["difference"] >= 0
-    if "rl_minus_random" in result:
+    if result["complete"] and "rl_minus_random" in result:
         result["targets"]["rl winner > random-search winner (mean over search seeds)"] = result["rl_minus_random"]["difference"] > 0
     write_result(RESULTS / f"{name}.json", result)
     show_result(result)
