@@ -15,6 +15,7 @@ Writes benchmarks/results/ranking_fidelity.json (ranking_fidelity_quick.json wit
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
