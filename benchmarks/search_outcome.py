@@ -143,6 +143,16 @@ def compare(runs: List[Dict[str, Any]], winners: pd.DataFrame, reference: pd.Dat
     return result
 
 
+def judge(result: Dict[str, Any]) -> Dict[str, Optional[bool]]:
+    """Item 6's two targets; None (not judged) until every winner has all its seeds."""
+    def verdict(key: str, passes) -> Optional[bool]:
+        found = result.get(key)
+        return passes(found["difference"]) if result["complete"] and found else None
+
+    return {"rl winner >= best known module (mean over search seeds)": verdict("rl_minus_best_known", lambda d: d >= 0),
+            "rl winner > random-search winner (mean over search seeds)": verdict("rl_minus_random", lambda d: d > 0)}
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -185,15 +195,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                      "standalone_seeds": seeds, "reference_table_genotypes": int(reference["genotype"].nunique()) if len(reference) else 0},
         **compare(runs, winners, reference),
         "complete": all(r["standalone_seeds"] >= seeds for r in runs) and len(runs) == search_seeds * len(args.policies),
-        "targets": {"rl winner >= best known module (mean over search seeds)": None,
-                    "rl winner > random-search winner (mean over search seeds)": None},
     }
-    if not result["complete"]:
-        pass  # an unfinished benchmark judges nothing
-    elif "rl_minus_best_known" in result and result["rl_minus_best_known"]:
-        result["targets"]["rl winner >= best known module (mean over search seeds)"] = result["rl_minus_best_known"]["difference"] >= 0
-    if result["complete"] and "rl_minus_random" in result:
-        result["targets"]["rl winner > random-search winner (mean over search seeds)"] = result["rl_minus_random"]["difference"] > 0
+    result["targets"] = judge(result)
     write_result(RESULTS / f"{name}.json", result)
     show_result(result)
 
