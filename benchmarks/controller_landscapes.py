@@ -7,10 +7,17 @@ to accuracies in [0.6, 0.9]. A Parquet path (columns ``genotype``, a key string,
 missing from it (a subset table) or without an accuracy gets the table's minimum, so it is never a
 top-1% genotype.
 
-Each candidate searches with noisy rewards (true reward + Gaussian, sd ``--noise``) for
-``--samples`` samples; we track the best-found regret (the best *true* reward among the genotypes
-sampled so far, against the optimum) and the first sample that hits a top-1% genotype. The
-reference is random sampling, ``--random-repeats`` runs per seed. Reported per landscape, noise
+Each candidate searches with noisy rewards for ``--samples`` samples: true reward + Gaussian of sd
+``--noise`` per sample + Gaussian of sd ``--round-noise`` shared by the samples of one update
+batch (a round scored on common validation images: the images' difficulty moves every sample of
+the round alike, and a batch-mean baseline cancels it; an EMA baseline does not). Issue 15 measured
+both parts on the default search's supernets (``reward_fidelity.json``): two genotypes' rewards on
+the same 256 images differ with sd 1.81 points, i.e. 1.28 per sample, and one genotype's reward
+moves 2.82 from round to round, i.e. a shared part of sqrt(2.82^2 - 1.28^2) = 2.51.
+
+We track the best-found regret (the best *true* reward among the genotypes sampled so far,
+against the optimum) and the first sample that hits a top-1% genotype. The reference is random
+sampling, ``--random-repeats`` runs per seed. Reported per landscape, noise
 level and budget: the area under the regret curve over random's (pooled mean over seeds, and the
 median of per-seed ratios), and the median samples to a top-1% genotype (a run that never hits
 counts as budget + 1). Per landscape also: how many top-1% genotypes have an absent branch, and how
@@ -122,8 +129,12 @@ class Candidate:
 
 
 def search(space: DecisionSpace, candidate: Candidate, landscape: Landscape, samples: int, noise: float,
-           seed: int) -> torch.Tensor:
-    """True rewards (samples,) of the genotypes a candidate draws, in order."""
+           seed: int, round_noise: float = 0.0) -> torch.Tensor:
+    """True rewards (samples,) of the genotypes a candidate draws, in order.
+
+    The learner sees each true reward plus per-sample noise (sd ``noise``) plus one draw per batch
+    (sd ``round_noise``) shared by the whole batch.
+    """
     init, draws, noise_rng = (torch.Generator().manual_seed(seed * 3 + i) for i in range(3))
     config = candidate.config
     if config is None:
@@ -137,7 +148,10 @@ def search(space: DecisionSpace, candidate: Candidate, landscape: Landscape, sam
         true = landscape.reward(indices)
         found.append(true)
         if learner is not None:
-            learner.update(indices, true + noise * torch.randn(len(true), generator=noise_rng, dtype=torch.float64))
+            seen = true + noise * torch.randn(len(true), generator=noise_rng, dtype=torch.float64)
+            if round_noise:  # drawn only when asked, so runs without it keep their random streams
+                seen = seen + round_noise * torch.randn(1, generator=noise_rng, dtype=torch.float64)
+            learner.update(indices, seen)
     return torch.cat(found)[:samples]
 
 
@@ -246,7 +260,7 @@ def landscape_families(space: DecisionSpace, sources: Sequence[str], seeds: Sequ
 
 def run(space: DecisionSpace, candidates: Dict[str, Candidate], landscapes: Sequence[Landscape], seeds: Sequence[int],
         samples: int, budgets: Sequence[int], noises: Sequence[float], label: str,
-        random_repeats: int) -> Dict[str, Dict[str, object]]:
+        random_repeats: int, round_noise: float = 0.0) -> Dict[str, Dict[str, object]]:
     """Every candidate on one family of landscapes: {candidate: {noise=x: {budget: summary}}}.
 
     A ``random`` candidate is one random run per seed (the first of the reference's repeats), so
@@ -258,7 +272,7 @@ def run(space: DecisionSpace, candidates: Dict[str, Candidate], landscapes: Sequ
                        for s, l in zip(seeds, landscapes)]
         for name, candidate in candidates.items():
             clock = time.perf_counter()
-            runs = [search(space, candidate, l, samples, noise, s) for s, l in zip(seeds, landscapes)]
+            runs = [search(space, candidate, l, samples, noise, s, round_noise) for s, l in zip(seeds, landscapes)]
             row = {str(b): summarise(runs, random_runs, landscapes, b) for b in budgets}
             entry = results.setdefault(name, {
                 "learner": candidate.learner, "config": None if candidate.config is None else candidate.config.to_dict()})
@@ -299,7 +313,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--first-seed", type=int, default=0, help="seeds first_seed .. first_seed + seeds - 1")
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--budgets", type=int, nargs="+", default=[200, 500, 1000])
-    parser.add_argument("--noise", type=float, nargs="+", default=[0.01, 0.03])
+    parser.add_argument("--noise", type=float, nargs="+", default=[0.01, 0.03], help="sd of each sample's own noise")
+    parser.add_argument("--round-noise", type=float, default=0.0,
+                        help="sd of a noise shared by the samples of one update batch (common reward images)")
     parser.add_argument("--landscape", action="append", default=[], help="synthetic (default) or a Parquet path")
     parser.add_argument("--interaction", type=float, nargs="+", default=[0.5], help="synthetic: sd of pairwise terms")
     parser.add_argument("--candidate", action="append", default=[], help="name=[learner/]preset[:field=value,...]")
@@ -327,13 +343,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         blocks[family] = {**about, "top1_odds": top_genotype_odds(space, landscapes[:1] if about["kind"] == "parquet"
                                                                   else landscapes),
                           "results": run(space, candidates, landscapes, seeds, args.samples, budgets, args.noise, family,
-                                         args.random_repeats)}
+                                         args.random_repeats, args.round_noise)}
     report = {
         "benchmark": "controller_ablation" if args.ablation else "controller_landscapes",
         "machine": describe_machine(),
         "settings": {
             "space": space_source, "sizes": list(space.sizes), "canonical_genotypes": len(space.all_indices()),
             "seeds": seeds, "samples": args.samples, "budgets": budgets, "noise": args.noise,
+            "round_noise": args.round_noise,
             "top_fraction": TOP_FRACTION, "random_batch": 10, "candidates": specs,
             "random_repeats_per_seed": args.random_repeats,
         },

@@ -10,6 +10,8 @@ stand-alone table's budget B (``standalone_table.py``) with 3 seeds and compares
 - each winner's percentile among the table's genotypes (share of their means below it).
 
     python benchmarks/search_outcome.py [--quick] [--seeds 3] [--policies rl random] [--runs DIR]
+    python benchmarks/search_outcome.py --summary     # a partial result from what has finished
+    python benchmarks/search_outcome.py --markdown    # the README's table of results/search_outcome.json
 
 Every search keeps its run directory under ``--runs`` (default ``benchmarks/runs/search_outcome``),
 so an interrupted benchmark resumes: a finished search (its ``winner.json`` written) is not run
@@ -153,6 +155,24 @@ def judge(result: Dict[str, Any]) -> Dict[str, Optional[bool]]:
             "rl winner > random-search winner (mean over search seeds)": verdict("rl_minus_random", lambda d: d > 0)}
 
 
+def markdown(result: Dict[str, Any]) -> str:
+    """The README's outcome table: one row per search, from a result file."""
+    names = {"rl": "RL (`sase`)", "ppo": "PPO (`sase`)", "random": "random search"}
+    lines = ["| search | search seed | winner | search time | supernet validation % (derive) | "
+             "stand-alone test %, mean ± sd (seeds) | percentile in the table |", "|" + " --- |" * 7]
+    for run in result["runs"]:
+        mean, sd, seeds = run["standalone_mean"], run["standalone_sd"], run["standalone_seeds"]
+        accuracy = "-" if mean is None else f"{mean:.2f}" + ("" if sd is None else f" ± {sd:.2f}") + f" ({seeds} seeds)"
+        supernet = run["supernet_val_accuracy"]
+        cells = [names.get(run["policy"], run["policy"]), str(run["search_seed"]),
+                 "`" + run["winner"].replace("|", "\\|") + "`",
+                 "-" if run["search_seconds"] is None else f"{run['search_seconds']:.0f} s",
+                 "-" if supernet is None else f"{100 * supernet:.2f}",
+                 accuracy, "-" if run["percentile_in_table"] is None else f"{run['percentile_in_table']:.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -163,8 +183,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--searches-only", action="store_true", help="run the searches, train no winner")
     parser.add_argument("--summary", action="store_true", help="train nothing: summarise the finished searches "
                         "and the stand-alone runs there are (an unfinished benchmark's partial result)")
+    parser.add_argument("--markdown", action="store_true", help="print the README's table of the result file, run nothing")
     args = parser.parse_args(argv)
     name = "search_outcome_quick" if args.quick else "search_outcome"
+    if args.markdown:
+        print(markdown(json.loads((RESULTS / f"{name}.json").read_text())))
+        return
     search_seeds, seeds = (1, 1) if args.quick else (args.seeds, args.standalone_seeds)
     runs_dir = args.runs / ("quick" if args.quick else "default")
     budget = {"arch": "resnet20", "epochs": 1 if args.quick else standalone_table.EPOCHS,

@@ -141,3 +141,30 @@ def test_fidelity_of_a_perfect_and_a_reversed_ranking():
         {"whole_split": 1.0, "common_block_mean": 1.0, "own_block_mean": 1.0})
     reverse = block_scores({"a": [0.1, 0.1], "b": [0.5, 0.5], "c": [0.9, 0.9]}, images=(10, 10))
     assert reward_fidelity.fidelity(reverse, truth, full_blocks=2)["whole_split"] == pytest.approx(-1.0)
+
+
+def test_round_noise_cancels_against_a_batch_mean_baseline_but_not_an_ema_one():
+    """A noise shared by a batch (common reward images) leaves a batch-mean learner's draws as they were."""
+    from controller.presets import preset
+
+    space, _ = controller_landscapes.search_space()
+    landscape = controller_landscapes.synthetic_landscape(space, seed=3, interaction=0.5)
+
+    def draws(name: str, round_noise: float) -> torch.Tensor:
+        candidate = controller_landscapes.Candidate("rl", preset(name))
+        return controller_landscapes.search(space, candidate, landscape, 200, 0.0, seed=5, round_noise=round_noise)
+
+    assert torch.equal(draws("sase", 0.0), draws("sase", 0.3))  # sase: batch-mean baseline
+    assert not torch.equal(draws("enas", 0.0), draws("enas", 0.3))  # enas: EMA baseline
+
+
+def test_outcome_markdown_escapes_the_genotype_and_shows_an_unfinished_winner():
+    runs = [{"policy": "rl", "search_seed": 0, "winner": "se|fc|none|none", "search_seconds": 342.4,
+             "supernet_val_accuracy": 0.6145, "standalone_mean": 72.47, "standalone_sd": 0.81,
+             "standalone_seeds": 2, "percentile_in_table": 25.0},
+            {"policy": "random", "search_seed": 1, "winner": "gap|eca|none|none", "search_seconds": None,
+             "supernet_val_accuracy": None, "standalone_mean": None, "standalone_sd": None,
+             "standalone_seeds": 0, "percentile_in_table": None}]
+    lines = search_outcome.markdown({"runs": runs}).splitlines()
+    assert lines[2] == "| RL (`sase`) | 0 | `se\\|fc\\|none\\|none` | 342 s | 61.45 | 72.47 ± 0.81 (2 seeds) | 25 |"
+    assert lines[3] == "| random search | 1 | `gap\\|eca\\|none\\|none` | - | - | - | - |"

@@ -53,13 +53,14 @@ def test_table_shows_every_result_that_exists(tmp_path, monkeypatch):
                                        "rl_minus_best_known": {"difference": -0.4, "standard_error": 0.5},
                                        "rl_minus_random": {"difference": 0.95, "standard_error": 0.7}})
     at500 = {"area_ratio": 0.8, "samples_to_top1_ratio": 0.6}
-    write(tmp_path, "controller_ablation_supernet", {"landscapes": {
-        "supernet_landscape": {"kind": "parquet", "results": {"sase": {"noise=0.03": {"500": at500}}}}}})
+    write(tmp_path, "controller_ablation_supernet", {
+        "settings": {"noise": [0.0128], "round_noise": 0.0251}, "landscapes": {
+            "supernet_landscape": {"kind": "parquet", "results": {"sase": {"noise=0.0128": {"500": at500}}}}}})
     table = run_all.table(quick=False)
     assert "3139 genotypes" in table and "max 60.0" in table
     assert "0.25 (rho 0.40)" in table
     assert "74.95" in table and "-0.40 pts" in table and "+0.95 pts" in table
-    assert "`supernet_landscape`" in table and "0.80 / 0.60x" in table
+    assert "`supernet_landscape`" in table and "0.80 / 0.60x" in table and "0.0128 per sample + 0.0251 per round" in table
 
 
 @pytest.mark.parametrize("quick", [False, True])
