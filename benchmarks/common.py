@@ -10,7 +10,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, NoReturn, Optional
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -19,6 +19,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from searchspace import strict_json  # noqa: E402  (strict JSON: NaN written as null)
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def fail(message: str) -> NoReturn:
+    """Bad input: one ``error:`` line on stderr and exit code 2, as every command of the project does."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def write_result(path: Path, document: Dict[str, Any], indent: int = 2) -> None:

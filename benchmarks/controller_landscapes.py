@@ -45,7 +45,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # common and machine, also when imported from elsewhere
-from common import RESULTS, write_result  # noqa: E402
+from common import RESULTS, fail, write_result  # noqa: E402
 from controller.policy import DecisionSpace, LSTMPolicy  # noqa: E402
 from controller.ppo import PPO  # noqa: E402
 from controller.presets import ControllerConfig, preset  # noqa: E402
@@ -229,7 +229,7 @@ def parse_candidate(text: str) -> Tuple[str, Candidate]:
     if base == "random":
         return name, Candidate("random", None)
     if (learner or "rl") not in LEARNERS:
-        raise SystemExit(f"error: {text}: learner must be one of {', '.join(LEARNERS)}")
+        fail(f"{text}: learner must be one of {', '.join(LEARNERS)}")
     values = {}
     for item in filter(None, overrides.split(",")):
         key, _, value = item.partition("=")

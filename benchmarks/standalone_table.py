@@ -10,6 +10,8 @@ stopped: run the same command again.
     python benchmarks/standalone_table.py --quick              # 4 genotypes x 2 seeds, 1 epoch of 1,000 images
     python benchmarks/standalone_table.py --gpus-per-trial 0.25 --epochs 30   # 4 trials share each GPU
     python benchmarks/standalone_table.py --summary            # only rewrite the JSON from the Parquet file
+    python benchmarks/standalone_table.py --extend --landscape benchmarks/results/supernet_landscape.parquet \
+        --genotypes 21                                          # + 12 genotypes at the landscape's quantiles
 
 Writes ``benchmarks/results/standalone_table.parquet`` (one row per genotype and seed: test and
 validation accuracy and loss, final training accuracy, parameters, MACs, wall time and the budget)
@@ -21,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -29,7 +30,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import pandas as pd
 from tqdm import tqdm
 
-from common import RESULTS, write_result  # first: sets Ray's loopback environment and the import path
+from common import RESULTS, fail, write_result  # first: sets Ray's loopback environment and the import path
 import ray  # noqa: E402
 from evaluator.data import load_dataset
 from evaluator.standalone import StandaloneConfig, train_standalone
@@ -82,6 +83,17 @@ def train_one(name: str, genotype: str, seed: int, budget: Dict[str, Any], threa
             "train_loss": result.history[-1]["train_loss"], **budget_row(budget)}
 
 
+def extended(picks: Sequence[Tuple[str, str]], table: pd.DataFrame) -> List[Tuple[str, str]]:
+    """The genotypes a table already holds (their names and order kept), then the picks it lacks.
+
+    Picks depend only on their arguments, so the same ``--extend`` command plans the same table
+    again when it resumes.
+    """
+    have = [] if table.empty else list(dict.fromkeys(zip(table["name"], table["genotype"])))
+    keys = {key for _, key in have}
+    return have + [(name, key) for name, key in picks if key not in keys]
+
+
 def budget_row(budget: Dict[str, Any]) -> Dict[str, Any]:
     """The budget as flat columns (dataset options as sorted JSON), the same in every row of one table."""
     return {**{k: budget[k] for k in ("arch", "epochs", "batch_size", "lr", "dataset")},
@@ -97,7 +109,7 @@ def read_table(path: Path, budget: Dict[str, Any]) -> pd.DataFrame:
     for column, value in expected.items():
         found = set(table[column].unique())
         if found != {value}:
-            sys.exit(f"error: {path} holds runs with {column}={sorted(map(str, found))}, not {value!r}; "
+            fail(f"{path} holds runs with {column}={sorted(map(str, found))}, not {value!r}; "
                      f"pass --out for a table of another budget")
     return table
 
@@ -209,6 +221,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--gpus-per-trial", type=float, default=0.0, help="fraction of a GPU per run (0: CPU)")
     parser.add_argument("--address", help="an existing Ray cluster (default: start a local one)")
     parser.add_argument("--out", type=Path, help="the Parquet file (default results/standalone_table[_quick].parquet)")
+    parser.add_argument("--extend", action="store_true", help="keep the genotypes the table holds and add the "
+                        "picks it lacks (with --landscape: its quantiles beside the uniform draw)")
     parser.add_argument("--summary", action="store_true", help="only summarise the Parquet file")
     parser.add_argument("--markdown", action="store_true", help="also print the per-genotype table as Markdown")
     args = parser.parse_args(argv)
@@ -217,12 +231,16 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     options = {**(QUICK_DATA if args.quick else {}), **args.dataset_options}
     budget = {"arch": "resnet20", "epochs": 1 if args.quick else args.epochs, "batch_size": args.batch_size,
               "lr": args.lr, "dataset": args.dataset, "dataset_options": options}
+    if args.landscape is not None and not args.landscape.exists():
+        fail(f"{args.landscape}: no such landscape file")
     picks = pick_genotypes(4 if args.quick else args.genotypes, args.pick_seed, args.landscape)
+    if args.extend:
+        picks = extended(picks, read_table(path, budget))
     seeds = 2 if args.quick else args.seeds
     started = time.perf_counter()
     table = read_table(path, budget) if args.summary else run_table(picks, seeds, budget, path, args)
     if table.empty:
-        sys.exit(f"error: {path} holds no runs yet")
+        fail(f"{path} holds no runs yet")
     document = {"benchmark": name, "machine": describe_machine(),
                 "budget": budget, "seeds": seeds, "planned_genotypes": [list(p) for p in picks],
                 "seconds_this_invocation": time.perf_counter() - started,

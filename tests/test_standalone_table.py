@@ -62,6 +62,20 @@ def test_genotypes_spread_over_a_landscape_skip_known_and_failed_ones(tmp_path):
     assert others == [eligible[0], eligible[-1]]  # the lowest and the highest
 
 
+def test_extend_keeps_the_tables_genotypes_and_plans_the_same_table_when_resumed():
+    held = pd.DataFrame({"name": ["none", "none", "random-00"], "seed": [0, 1, 0],
+                         "genotype": [KNOWN["none"].key, KNOWN["none"].key, "gap|eca|none|none"]})
+    picks = [("none", KNOWN["none"].key), ("se", KNOWN["se"].key), ("quantile-00", "gap|eca|none|none"),
+             ("quantile-01", "gmp|eca|none|none")]
+    plan = standalone_table.extended(picks, held)
+    assert plan == [("none", KNOWN["none"].key), ("random-00", "gap|eca|none|none"), ("se", KNOWN["se"].key),
+                    ("quantile-01", "gmp|eca|none|none")]
+    later = pd.concat([held, pd.DataFrame({"name": ["se", "quantile-01"], "seed": [0, 0],
+                                           "genotype": [KNOWN["se"].key, "gmp|eca|none|none"]})])
+    assert standalone_table.extended(picks, later) == plan
+    assert standalone_table.extended(picks, pd.DataFrame()) == picks
+
+
 def row(name: str, seed: int, accuracy: float, budget: dict) -> dict:
     return {"name": name, "genotype": KNOWN[name].key, "seed": seed, "test_accuracy": accuracy,
             "val_accuracy": accuracy, "train_accuracy": accuracy + 0.05, "params": 1, "macs": 1,
@@ -72,12 +86,21 @@ BUDGET = {"arch": "resnet20", "epochs": 6, "batch_size": 64, "lr": 0.05, "datase
           "dataset_options": {}}
 
 
-def test_a_table_of_another_budget_is_refused_and_one_of_the_same_is_resumed(tmp_path):
+def test_a_table_of_another_budget_is_refused_and_one_of_the_same_is_resumed(tmp_path, capsys):
     path = tmp_path / "table.parquet"
     standalone_table.write_table(pd.DataFrame([row("none", 0, 0.5, BUDGET)]), path)
     assert len(standalone_table.read_table(path, BUDGET)) == 1
-    with pytest.raises(SystemExit, match="epochs"):
+    with pytest.raises(SystemExit) as stop:
         standalone_table.read_table(path, {**BUDGET, "epochs": 7})
+    assert stop.value.code == 2 and "epochs=['6'], not 7" in capsys.readouterr().err
+    assert len(standalone_table.read_table(path, BUDGET)) == 1  # nothing lost
+
+
+def test_a_missing_landscape_is_one_error_line_and_exit_code_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        standalone_table.main(["--landscape", str(tmp_path / "none.parquet"), "--out", str(tmp_path / "t.parquet")])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'none.parquet'}: no such landscape file\n"
 
 
 def test_summary_finds_the_best_known_module_and_judges_the_targets():
