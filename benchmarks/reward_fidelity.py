@@ -21,6 +21,10 @@ run with ``search_outcome.run_search``; the default and random-policy runs of
 ``search_outcome.py`` are used when they exist, and its other search seeds give the spread.
 
     python benchmarks/reward_fidelity.py [--quick] [--variants default no-warmup ...] [--search-seeds] [--runs DIR]
+        [--run LABEL=DIR ...]
+
+``--run`` adds finished searches made elsewhere, for example the supernet of
+``supernet_landscape.py --run DIR`` (trained longer, with the random policy).
 
 ``--quick`` scores the two runs of ``search_outcome.py --quick`` (made when missing) against the
 stand-alone table: a smoke run of the code path, its figures meaningless.
@@ -36,7 +40,7 @@ import statistics
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from common import RESULTS, show_result, write_result  # first: Ray's loopback environment, the import path
+from common import RESULTS, fail, show_result, write_result  # first: Ray's loopback environment, the import path
 
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
@@ -163,7 +167,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--runs", type=Path, default=Path(__file__).resolve().parent / "runs" / "reward_fidelity")
     parser.add_argument("--outcome-runs", type=Path,
                         default=Path(__file__).resolve().parent / "runs" / "search_outcome" / "default")
+    parser.add_argument("--run", action="append", default=[], metavar="LABEL=DIR",
+                        help="also score this finished search run (e.g. supernet_landscape.py's --run)")
     args = parser.parse_args(argv)
+    extra = [text.partition("=")[::2] for text in args.run]
+    for label, folder in extra:
+        if not label or not (Path(folder) / "checkpoints").is_dir():
+            fail(f"--run {label}={folder}: want LABEL=DIR, DIR a search's run directory")
     name = "reward_fidelity_quick" if args.quick else "reward_fidelity"
     if args.quick:
         args.variants = ["default", "random"]
@@ -178,6 +188,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             out = args.outcome_runs / f"{policy}-seed{seed}"
             if (out / "winner.json").exists():
                 wanted.append((f"{'default' if policy == 'rl' else 'random'} (search seed {seed})", lambda out=out: out))
+    wanted += [(label, lambda folder=folder: Path(folder).resolve()) for label, folder in extra]
     # the runs that exist first, so that a long variant search never holds back what can be scored now
     wanted.sort(key=lambda item: item[0] in VARIANTS and item[0] not in ("default", "random"))
     scores = pd.read_parquet(scores_path) if scores_path.exists() else pd.DataFrame(columns=["run", "genotype"])

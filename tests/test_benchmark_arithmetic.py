@@ -168,3 +168,12 @@ def test_outcome_markdown_escapes_the_genotype_and_shows_an_unfinished_winner():
     lines = search_outcome.markdown({"runs": runs}).splitlines()
     assert lines[2] == "| RL (`sase`) | 0 | `se\\|fc\\|none\\|none` | 342 s | 61.45 | 72.47 ± 0.81 (2 seeds) | 25 |"
     assert lines[3] == "| random search | 1 | `gap\\|eca\\|none\\|none` | - | - | - | - |"
+
+
+def test_reward_fidelity_refuses_a_run_that_is_not_a_run_directory(tmp_path, capsys):
+    import reward_fidelity
+
+    with pytest.raises(SystemExit) as stop:
+        reward_fidelity.main(["--run", f"longer={tmp_path}"])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == f"error: --run longer={tmp_path}: want LABEL=DIR, DIR a search's run directory\n"
