@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import statistics
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -158,6 +159,19 @@ def summarise(scores: pd.DataFrame, table: pd.DataFrame, names: Dict[str, str]) 
             "target": "tau >= 0.6 and >= 0.8 x the ceiling"}
 
 
+def markdown(result: Dict[str, Any]) -> str:
+    """The README's fidelity table: one row per scored search and BN mode, from a result file."""
+    lines = ["| supernet of the search | BN at scoring | tau, whole split (derive) | tau, one common block of 256 "
+             "(a round's reward) | tau, own block of 256 (before issue 15) | its mean accuracy over the "
+             f"{result['genotypes']} genotypes, % |", "|" + " --- |" * 6]
+    for row in result["rows"]:
+        tau = row["tau"]
+        lines.append(f"| {row['variant']} | {row['bn_mode']} | {tau['whole_split']:.2f} | "
+                     f"{tau['common_block_mean']:.2f} | {tau['own_block_mean']:.2f} | "
+                     f"{100 * row['supernet_whole_split_mean']:.1f} |")
+    return "\n".join(lines)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the runs of search_outcome.py --quick")
@@ -169,7 +183,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                         default=Path(__file__).resolve().parent / "runs" / "search_outcome" / "default")
     parser.add_argument("--run", action="append", default=[], metavar="LABEL=DIR",
                         help="also score this finished search run (e.g. supernet_landscape.py's --run)")
+    parser.add_argument("--markdown", action="store_true", help="print the README's table of the result file, run nothing")
     args = parser.parse_args(argv)
+    if args.markdown:
+        print(markdown(json.loads((RESULTS / f"reward_fidelity{'_quick' if args.quick else ''}.json").read_text())))
+        return
     extra = [text.partition("=")[::2] for text in args.run]
     for label, folder in extra:
         if not label or not (Path(folder) / "checkpoints").is_dir():

@@ -177,3 +177,14 @@ def test_reward_fidelity_refuses_a_run_that_is_not_a_run_directory(tmp_path, cap
         reward_fidelity.main(["--run", f"longer={tmp_path}"])
     assert stop.value.code == 2
     assert capsys.readouterr().err == f"error: --run longer={tmp_path}: want LABEL=DIR, DIR a search's run directory\n"
+
+
+def test_reward_fidelity_markdown_has_a_row_per_run_and_bn_mode():
+    import reward_fidelity
+
+    rows = [{"variant": v, "bn_mode": m, "supernet_whole_split_mean": 0.59,
+             "tau": {"whole_split": 0.214, "common_block_mean": 0.195, "own_block_mean": -0.004}}
+            for v in ("default", "longer") for m in ("batch", "recalibrate")]
+    lines = reward_fidelity.markdown({"genotypes": 24, "rows": rows}).splitlines()
+    assert len(lines) == 6 and "over the 24 genotypes" in lines[0]
+    assert lines[4] == "| longer | batch | 0.21 | 0.20 | -0.00 | 59.0 |"
