@@ -188,3 +188,15 @@ def test_reward_fidelity_markdown_has_a_row_per_run_and_bn_mode():
     lines = reward_fidelity.markdown({"genotypes": 24, "rows": rows}).splitlines()
     assert len(lines) == 6 and "over the 24 genotypes" in lines[0]
     assert lines[4] == "| longer | batch | 0.21 | 0.20 | -0.00 | 59.0 |"
+
+
+def test_channel_scales_recover_a_channel_gate_and_weight_a_spatial_one_by_energy():
+    import gate_activity
+
+    x = torch.randn(3, 4, 5, 5, generator=torch.Generator().manual_seed(0))
+    gate = torch.rand(3, 4, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(gate_activity.channel_scales(x, x * gate[:, :, None, None]), gate)
+    mask = torch.zeros(3, 1, 5, 5)
+    mask[..., :2, :] = 1.0  # keeps the first two rows of every channel
+    expected = (x[..., :2, :] ** 2).sum(dim=(2, 3)) / (x ** 2).sum(dim=(2, 3))
+    assert torch.allclose(gate_activity.channel_scales(x, x * mask), expected)
