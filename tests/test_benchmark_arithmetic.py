@@ -200,3 +200,15 @@ def test_channel_scales_recover_a_channel_gate_and_weight_a_spatial_one_by_energ
     mask[..., :2, :] = 1.0  # keeps the first two rows of every channel
     expected = (x[..., :2, :] ** 2).sum(dim=(2, 3)) / (x ** 2).sum(dim=(2, 3))
     assert torch.allclose(gate_activity.channel_scales(x, x * mask), expected)
+
+
+def test_gate_activity_refuses_a_missing_run_and_an_unknown_module(tmp_path, capsys):
+    import gate_activity
+
+    with pytest.raises(SystemExit) as stop:
+        gate_activity.main(["--run", str(tmp_path)])
+    assert stop.value.code == 2 and "no checkpoints/" in capsys.readouterr().err
+    (tmp_path / "checkpoints").mkdir()
+    with pytest.raises(SystemExit) as stop:
+        gate_activity.main(["--run", str(tmp_path), "--standalone", "se", "resnext"])
+    assert stop.value.code == 2 and capsys.readouterr().err.startswith("error: --standalone resnext: not a known module")
