@@ -40,3 +40,27 @@ def seed_tau(table: pd.DataFrame, value: str = "test_accuracy") -> Dict[str, obj
         pairs.append({"seeds": [int(first), int(second)], "genotypes": len(both), "tau": float(tau)})
     mean = statistics.mean(p["tau"] for p in pairs) if pairs else math.nan
     return {"mean": mean, "pairs": pairs}
+
+
+def seed_noise(table: pd.DataFrame, value: str = "test_accuracy") -> Dict[str, object]:
+    """How far seed noise limits a table's ranking, in points of ``value`` (genotypes with 2+ seeds).
+
+    Measured: the seed sd (root mean square over genotypes), the genotypes' sd with their means'
+    own noise taken out, and the tau of each seed against the mean of the other seeds. Modelled
+    (genotype and seed effects Gaussian and independent): the rank correlation rho between two
+    means of n seeds and the tau it implies, (2 / pi) arcsin(rho), for n = 1, 2, 3; and the seed
+    sd at which two single seeds would agree to tau 0.7 with these genotypes.
+    """
+    wide = 100 * table.pivot_table(index="genotype", columns="seed", values=value)
+    wide = wide[wide.count(axis=1) >= 2]
+    seeds = wide.count(axis=1).min()
+    seed_var = float(wide.var(axis=1).mean())
+    genotype_var = max(float(wide.mean(axis=1).var()) - seed_var / seeds, 0.0)
+    rest = [float(stats.kendalltau(wide[s], wide.drop(columns=s).mean(axis=1), nan_policy="omit").statistic)
+            for s in wide.columns]
+    rho = {n: genotype_var / (genotype_var + seed_var / n) for n in (1, 2, 3)}
+    needed_rho = math.sin(0.7 * math.pi / 2)
+    return {"seed_sd": seed_var ** 0.5, "genotype_sd": genotype_var ** 0.5,
+            "one_seed_vs_mean_of_the_others_tau": {"mean": statistics.mean(rest), "per_seed": rest},
+            "model": {"rho": rho, "tau": {n: 2 / math.pi * math.asin(r) for n, r in rho.items()},
+                      "seed_sd_for_single_seed_tau_0.7": (genotype_var * (1 / needed_rho - 1)) ** 0.5}}

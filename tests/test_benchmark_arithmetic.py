@@ -212,3 +212,19 @@ def test_gate_activity_refuses_a_missing_run_and_an_unknown_module(tmp_path, cap
     with pytest.raises(SystemExit) as stop:
         gate_activity.main(["--run", str(tmp_path), "--standalone", "se", "resnext"])
     assert stop.value.code == 2 and capsys.readouterr().err.startswith("error: --standalone resnext: not a known module")
+
+
+def test_seed_noise_of_a_table_with_known_spreads(measures):
+    import pandas as pd
+
+    offsets = [-0.01, 0.0, 0.01]  # every genotype: seed sd exactly 1 point
+    table = pd.DataFrame([{"genotype": g, "seed": s, "test_accuracy": 0.70 + 0.02 * i + offsets[s]}
+                          for i, g in enumerate("abcd") for s in range(3)])
+    noise = measures.seed_noise(table)
+    assert noise["seed_sd"] == pytest.approx(1.0)
+    # the means 70, 72, 74, 76 have variance 6.667, less the means' own 1/3
+    assert noise["genotype_sd"] == pytest.approx((20 / 3 - 1 / 3) ** 0.5)
+    assert noise["one_seed_vs_mean_of_the_others_tau"]["mean"] == pytest.approx(1.0)  # no crossing
+    rho = noise["model"]["rho"][1]
+    assert rho == pytest.approx(6.333 / 7.333, abs=1e-3)
+    assert noise["model"]["tau"][1] == pytest.approx(2 / math.pi * math.asin(rho))
