@@ -92,7 +92,8 @@ def table(quick: bool) -> str:
     fidelity = load("ranking_fidelity", quick)
     if fidelity:
         s = fidelity["settings"]
-        rows.append(f"| ranking fidelity, Kendall tau ({s['genotypes']} genotypes, {s['seeds']} seeds, "
+        dataset = s.get("dataset", "cluttered-digits")  # recorded since issue 13; the data before it
+        rows.append(f"| ranking fidelity on {dataset}, Kendall tau ({s['genotypes']} genotypes, {s['seeds']} seeds, "
                     f"{s['epochs']} epochs) | {fidelity['kendall_tau']:.2f} (rho {fidelity['spearman_rho']:.2f}) | >= 0.6 |")
     outcome = load("search_outcome", quick)
     if outcome and "rl_minus_best_known" in outcome:
