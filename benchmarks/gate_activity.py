@@ -34,11 +34,9 @@ from torch import nn  # noqa: E402
 from evaluator.data import DatasetSplits  # noqa: E402
 from evaluator.standalone import StandaloneConfig, run_epochs, seeded_model  # noqa: E402
 from evaluator.supernet import AttentionSlot, Supernet  # noqa: E402
-from evaluator.worker import Evaluator  # noqa: E402
 from machine import describe_machine  # noqa: E402
-from rundir import RunDir  # noqa: E402
-from search.config import SearchConfig, build  # noqa: E402
 from searchspace import KNOWN, SASEBlock, from_key  # noqa: E402
+from reward_fidelity import evaluator_of, is_run  # noqa: E402
 import standalone_table  # noqa: E402
 
 
@@ -77,9 +75,8 @@ def on_supernet(supernet: Supernet, key: str, images: torch.Tensor, labels: torc
 def stand_alone(key: str, data: DatasetSplits, epochs: int, images: torch.Tensor,
                 labels: torch.Tensor) -> Dict[str, float]:
     """``activity`` of the genotype's own network trained from scratch at the table's budget (seed 0)."""
-    budget = standalone_table
-    config = StandaloneConfig(epochs=epochs, batch_size=budget.BATCH_SIZE, lr=budget.LR, seed=0,
-                              dataset=budget.DATASET, val_every_epoch=False)
+    config = StandaloneConfig(epochs=epochs, batch_size=standalone_table.BATCH_SIZE, lr=standalone_table.LR, seed=0,
+                              dataset=standalone_table.DATASET, val_every_epoch=False)
     model = seeded_model(config, key, data.num_classes).to(memory_format=torch.channels_last)
     train = data.batches("train", config.batch_size, seed=0, drop_last=True)
     run_epochs(model, train, lambda split: {}, config, progress=True, report=None)
@@ -99,17 +96,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--epochs", type=int, default=standalone_table.EPOCHS, help="stand-alone epochs (budget B: 6)")
     parser.add_argument("--out", type=Path, default=RESULTS / "gate_activity.json")
     args = parser.parse_args(argv)
-    if not (args.run / "checkpoints").is_dir():
+    if not is_run(args.run):
         fail(f"{args.run}: not a search's run directory (no checkpoints/)")
     unknown = sorted(set(args.standalone) - set(KNOWN))
     if unknown:
         fail(f"--standalone {' '.join(unknown)}: not a known module ({', '.join(KNOWN)})")
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
-    rundir = RunDir(str(args.run))
-    config = build(SearchConfig, rundir.read_config()).evaluator
-    evaluator = Evaluator(config)
-    evaluator.supernet.load_state_dict(rundir.load_checkpoint()["shared"]["weights"])
+    evaluator = evaluator_of(args.run)
     images, labels = next(iter(evaluator.data.batches("val", args.images, shuffle=False,
                                                       memory_format=evaluator.memory_format)))
     keys = {name: genotype.key for name, genotype in KNOWN.items()}

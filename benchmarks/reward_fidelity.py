@@ -81,17 +81,27 @@ def variant_run(name: str, runs: Path, outcome_runs: Path, base: Dict[str, Any])
     return out
 
 
+def is_run(folder: Path) -> bool:
+    """Whether ``folder`` is a search's run directory (it has checkpoints)."""
+    return (Path(folder) / "checkpoints").is_dir()
+
+
+def evaluator_of(run: Path) -> Evaluator:
+    """An evaluator with the run's settings and data, holding the shared weights of its last checkpoint."""
+    rundir = RunDir(str(run))
+    evaluator = Evaluator(build(SearchConfig, rundir.read_config()).evaluator)
+    evaluator.supernet.load_state_dict(rundir.load_checkpoint()["shared"]["weights"])
+    return evaluator
+
+
 def score_run(run: Path, genotypes: Sequence[str]) -> pd.DataFrame:
     """Every genotype's accuracy on each validation block, with batch and recalibrated BN statistics.
 
     Blocks are the split cut in ``reward_images`` images in order (the last one shorter): block r < the
     number of full blocks is round r + 1's common reward block. One row per (genotype, bn_mode, block).
     """
-    rundir = RunDir(str(run))
-    config = build(SearchConfig, rundir.read_config()).evaluator
-    evaluator = Evaluator(config)
-    evaluator.supernet.load_state_dict(rundir.load_checkpoint()["shared"]["weights"])
-    supernet, data = evaluator.supernet, evaluator.data
+    evaluator = evaluator_of(run)
+    config, supernet, data = evaluator.config, evaluator.supernet, evaluator.data
     blocks = list(data.batches("val", config.reward_images, shuffle=False, memory_format=evaluator.memory_format))
     rows = []
     for key in tqdm(genotypes, desc=f"scoring {run.name}", unit="genotype"):
@@ -190,7 +200,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         return
     extra = [text.partition("=")[::2] for text in args.run]
     for label, folder in extra:
-        if not label or not (Path(folder) / "checkpoints").is_dir():
+        if not label or not is_run(Path(folder)):
             fail(f"--run {label}={folder}: want LABEL=DIR, DIR a search's run directory")
     name = "reward_fidelity_quick" if args.quick else "reward_fidelity"
     if args.quick:
