@@ -64,3 +64,22 @@ def seed_noise(table: pd.DataFrame, value: str = "test_accuracy") -> Dict[str, o
             "one_seed_vs_mean_of_the_others_tau": {"mean": statistics.mean(rest), "per_seed": rest},
             "model": {"rho": rho, "tau": {n: 2 / math.pi * math.asin(r) for n, r in rho.items()},
                       "seed_sd_for_single_seed_tau_0.7": (genotype_var * (1 / needed_rho - 1)) ** 0.5}}
+
+
+def evaluation_noise(table: pd.DataFrame) -> Dict[str, float]:
+    """How much of a run's seed noise is the evaluation set's, from its validation and test accuracy.
+
+    Each run's deviation from its genotype's mean is measured on two independent image sets; the
+    part both see is the trained network's own (its seed), the rest is which images happened to be
+    drawn. With two sets of one size, their correlation over runs is the network's share of the seed
+    variance, so a test set k times larger would leave a seed sd of sd * sqrt(c + (1 - c) / k). Points of accuracy.
+    """
+    both = table.dropna(subset=["val_accuracy", "test_accuracy"])
+    both = both[both.groupby("genotype")["seed"].transform("count") >= 2]
+    residual = {v: 100 * (both[v] - both.groupby("genotype")[v].transform("mean")) for v in ("val_accuracy", "test_accuracy")}
+    shared = float(residual["val_accuracy"].corr(residual["test_accuracy"]))
+    seed_sd = seed_noise(both)["seed_sd"]
+    return {"val_test_residual_correlation": shared,
+            "evaluation_share_of_seed_variance": 1 - shared,
+            "seed_sd": seed_sd,
+            "seed_sd_with_10x_test_images": seed_sd * (shared + (1 - shared) / 10) ** 0.5}

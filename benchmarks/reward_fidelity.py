@@ -16,11 +16,12 @@ training batches). From those scores:
   common block (a round's reward; the mean over blocks), one block per genotype (the old
   per-sample batches; the mean over block shifts), each with both BN modes.
 
-The searches are the variants of the default search below, each with one setting changed (seed 0),
-run with ``search_outcome.run_search``; the default and random-policy runs of
-``search_outcome.py`` are used when they exist, and its other search seeds give the spread.
+The searches are the variants of the default search below, each with one setting changed, at each
+of ``--seeds`` (search seeds; default 0), run with ``search_outcome.run_search``; the default and
+random-policy runs are ``search_outcome.py``'s (made here when missing). A variant's tau is then
+given as its mean and range over the seeds, because one supernet's tau moves with its search seed.
 
-    python benchmarks/reward_fidelity.py [--quick] [--variants default no-warmup ...] [--search-seeds] [--runs DIR]
+    python benchmarks/reward_fidelity.py [--quick] [--variants default no-warmup ...] [--seeds 0 1 2] [--runs DIR]
         [--run LABEL=DIR ...]
 
 ``--run`` adds finished searches made elsewhere, for example the supernet of
@@ -39,7 +40,7 @@ import itertools
 import json
 import statistics
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from common import RESULTS, fail, show_result, write_result  # first: Ray's loopback environment, the import path
 
@@ -59,25 +60,32 @@ from searchspace import from_key  # noqa: E402
 import search_outcome  # noqa: E402
 import standalone_table  # noqa: E402
 
-# Each a change to the embedded default search (seed 0); "default" and "random" are search_outcome.py's runs.
+# Each a change to the embedded default search; "default" and "random" are search_outcome.py's runs.
 VARIANTS: Dict[str, Dict[str, Any]] = {
     "default": {},
     "no-warmup": {"warmup_rounds": 0},
     "uniform-warmup": {"warmup_sampling": "uniform"},
     "own-images": {"evaluator": {"common_reward_images": False}},
+    "excitation-per-squeeze": {"evaluator": {"excitation_per_squeeze": True}},
     "random": {"policy": "random"},
 }
 
 
-def variant_run(name: str, runs: Path, outcome_runs: Path, base: Dict[str, Any]) -> Path:
-    """The run directory of a variant, searched first when it is not there yet; ``base``: changes
-    every search of this benchmark makes (search_outcome.QUICK_SEARCH with --quick)."""
+def variant_folder(name: str, seed: int, runs: Path, outcome_runs: Path) -> Path:
+    """Where the search of a variant at search seed ``seed`` lives."""
     if name in ("default", "random"):
-        out = outcome_runs / f"{'rl' if name == 'default' else 'random'}-seed0"
-        search_outcome.run_search(out, "rl" if name == "default" else "random", 0, base, outcome_runs / "seconds.json")
-        return out
-    out = runs / name
-    search_outcome.run_search(out, VARIANTS[name].get("policy", "rl"), 0, VARIANTS[name], runs / "seconds.json")
+        return outcome_runs / f"{'rl' if name == 'default' else 'random'}-seed{seed}"
+    return runs / (name if seed == 0 else f"{name}-seed{seed}")  # seed 0's folder predates --seeds
+
+
+def variant_run(name: str, seed: int, runs: Path, outcome_runs: Path, base: Dict[str, Any]) -> Path:
+    """The run directory of a variant at search seed ``seed``, searched first when it is not finished;
+    ``base``: changes every search of this benchmark makes (search_outcome.QUICK_SEARCH with --quick)."""
+    out = variant_folder(name, seed, runs, outcome_runs)
+    if name in ("default", "random"):
+        search_outcome.run_search(out, "rl" if name == "default" else "random", seed, base, out.parent / "seconds.json")
+    else:
+        search_outcome.run_search(out, VARIANTS[name].get("policy", "rl"), seed, VARIANTS[name], runs / "seconds.json")
     return out
 
 
@@ -153,31 +161,52 @@ def fidelity(scores: pd.DataFrame, truth: pd.Series, full_blocks: int) -> Dict[s
             "own_block_mean": statistics.mean(tau(s) for s in shifts)}
 
 
-def summarise(scores: pd.DataFrame, table: pd.DataFrame, names: Dict[str, str]) -> Dict[str, Any]:
+def summarise(scores: pd.DataFrame, table: pd.DataFrame, names: Dict[str, Tuple[str, Optional[int]]]) -> Dict[str, Any]:
+    """One row per scored run and BN mode (``names``: run -> (variant, search seed)), and per variant
+    and BN mode the mean and range of each tau over its search seeds."""
     truth = table.groupby("genotype")["test_accuracy"].mean()
     ceiling = seed_tau(table)["mean"]
+    bar = max(0.6, 0.8 * ceiling)
     rows = []
     for run, group in scores.groupby("run", sort=False):
         full = int(group["full_blocks"].iloc[0])
+        variant, seed = names.get(run, (run, None))
         for bn_mode, part in group.groupby("bn_mode"):
-            rows.append({"variant": names.get(run, run), "run": run, "bn_mode": bn_mode,
+            rows.append({"variant": variant, "search_seed": seed, "run": run, "bn_mode": bn_mode,
                          "tau": fidelity(part, truth, full), "noise_points": noise(part, full),
                          "supernet_whole_split_mean": float(whole_split(part).mean())})
     for row in rows:
-        row["target_met_whole_split"] = bool(row["tau"]["whole_split"] >= max(0.6, 0.8 * ceiling))
-    return {"ceiling_seed_tau": ceiling, "genotypes": int(len(truth)), "rows": rows,
+        row["target_met_whole_split"] = bool(row["tau"]["whole_split"] >= bar)
+    by_variant = []
+    for (variant, bn_mode), group in itertools.groupby(sorted(rows, key=lambda r: (r["variant"], r["bn_mode"])),
+                                                       key=lambda r: (r["variant"], r["bn_mode"])):
+        group = list(group)
+        by_variant.append({"variant": variant, "bn_mode": bn_mode, "search_seeds": [r["search_seed"] for r in group],
+                           "tau": {k: spread([r["tau"][k] for r in group]) for k in group[0]["tau"]},
+                           "supernet_whole_split_mean": statistics.mean(r["supernet_whole_split_mean"] for r in group)})
+        by_variant[-1]["target_met_whole_split"] = bool(by_variant[-1]["tau"]["whole_split"]["mean"] >= bar)
+    return {"ceiling_seed_tau": ceiling, "genotypes": int(len(truth)), "rows": rows, "by_variant": by_variant,
             "target": "tau >= 0.6 and >= 0.8 x the ceiling"}
 
 
+def spread(values: Sequence[float]) -> Dict[str, float]:
+    """Mean, min and max of one figure over search seeds."""
+    return {"mean": statistics.mean(values), "min": min(values), "max": max(values), "n": len(values)}
+
+
 def markdown(result: Dict[str, Any]) -> str:
-    """The README's fidelity table: one row per scored search and BN mode, from a result file."""
-    lines = ["| supernet of the search | BN at scoring | tau, whole split (derive) | tau, one common block of 256 "
-             "(a round's reward) | tau, own block of 256 (before issue 15) | its mean accuracy over the "
-             f"{result['genotypes']} genotypes, % |", "|" + " --- |" * 6]
-    for row in result["rows"]:
-        tau = row["tau"]
-        lines.append(f"| {row['variant']} | {row['bn_mode']} | {tau['whole_split']:.2f} | "
-                     f"{tau['common_block_mean']:.2f} | {tau['own_block_mean']:.2f} | "
+    """The README's fidelity table: one row per variant and BN mode, the mean over its search seeds
+    with the range, from a result file."""
+    def cell(figure: Dict[str, float]) -> str:
+        return f"{figure['mean']:.2f}" + (f" ({figure['min']:.2f} to {figure['max']:.2f})" if figure["n"] > 1 else "")
+
+    lines = ["| supernet of the search | BN at scoring | search seeds | tau, whole split (derive) | tau, one common "
+             "block of 256 (a round's reward) | tau, own block of 256 (before issue 15) | its mean accuracy over "
+             f"the {result['genotypes']} genotypes, % |", "|" + " --- |" * 7]
+    for row in result["by_variant"]:
+        tau, seeds = row["tau"], [s for s in row["search_seeds"] if s is not None]
+        lines.append(f"| {row['variant']} | {row['bn_mode']} | {', '.join(map(str, seeds)) or '-'} | "
+                     f"{cell(tau['whole_split'])} | {cell(tau['common_block_mean'])} | {cell(tau['own_block_mean'])} | "
                      f"{100 * row['supernet_whole_split_mean']:.1f} |")
     return "\n".join(lines)
 
@@ -186,8 +215,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the runs of search_outcome.py --quick")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--search-seeds", action="store_true",
-                        help="also score search_outcome.py's other search seeds (rl and random, seeds 1-2)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="search seeds of every variant (default 0)")
     parser.add_argument("--runs", type=Path, default=Path(__file__).resolve().parent / "runs" / "reward_fidelity")
     parser.add_argument("--outcome-runs", type=Path,
                         default=Path(__file__).resolve().parent / "runs" / "search_outcome" / "default")
@@ -210,26 +238,25 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     table = pd.read_parquet(RESULTS / "standalone_table.parquet")
     genotypes = sorted(table["genotype"].unique())
     base = search_outcome.QUICK_SEARCH if args.quick else {}
-    wanted = [(v, lambda v=v: variant_run(v, args.runs, args.outcome_runs, base)) for v in args.variants]
-    if args.search_seeds:  # search_outcome.py's other seeds, when they are there; none is searched here
-        for policy, seed in itertools.product(("rl", "random"), (1, 2)):
-            out = args.outcome_runs / f"{policy}-seed{seed}"
-            if (out / "winner.json").exists():
-                wanted.append((f"{'default' if policy == 'rl' else 'random'} (search seed {seed})", lambda out=out: out))
-    wanted += [(label, lambda folder=folder: Path(folder).resolve()) for label, folder in extra]
+    if any(seed < 0 for seed in args.seeds):
+        fail(f"--seeds {' '.join(map(str, args.seeds))}: search seeds are >= 0")
+    wanted = [((v, seed), lambda v=v, seed=seed: variant_run(v, seed, args.runs, args.outcome_runs, base))
+              for v in args.variants for seed in args.seeds]
+    wanted += [((label, None), lambda folder=folder: Path(folder).resolve()) for label, folder in extra]
     # the runs that exist first, so that a long variant search never holds back what can be scored now
-    wanted.sort(key=lambda item: item[0] in VARIANTS and item[0] not in ("default", "random"))
+    wanted.sort(key=lambda item: item[0][1] is not None and
+                not (variant_folder(*item[0], args.runs, args.outcome_runs) / "winner.json").exists())
     scores = pd.read_parquet(scores_path) if scores_path.exists() else pd.DataFrame(columns=["run", "genotype"])
-    names: Dict[str, str] = {}
-    for variant, obtain in wanted:
+    names: Dict[str, Tuple[str, Optional[int]]] = {}
+    for (variant, seed), obtain in wanted:
         run = str(obtain())
-        names[run] = variant
+        names[run] = (variant, seed)
         done = set(scores.loc[scores["run"] == run, "genotype"])
         if set(genotypes) - done:
             scores = pd.concat([scores, score_run(Path(run), [g for g in genotypes if g not in done])], ignore_index=True)
             standalone_table.write_table(scores, scores_path)
         result = {"benchmark": name, "machine": describe_machine(),
-                  "settings": {"variants": {v: VARIANTS[v] for v in args.variants}, "search_seed": 0,
+                  "settings": {"variants": {v: VARIANTS[v] for v in args.variants}, "search_seeds": args.seeds,
                                "standalone_table": "standalone_table.parquet (budget B, mean over its seeds)"},
                   **summarise(scores[scores["run"].isin(names)], table, names)}
         write_result(RESULTS / f"{name}.json", result)  # after every run: an interrupted benchmark keeps its rows

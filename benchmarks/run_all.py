@@ -46,7 +46,7 @@ def steps(quick: bool) -> dict[str, list[str]]:
         "ranking_fidelity": ["ranking_fidelity.py", *q],
         **({} if quick else {"standalone_table": ["standalone_table.py"]}),
         "search_outcome": ["search_outcome.py", *q],
-        "reward_fidelity": ["reward_fidelity.py", *(q or ["--search-seeds"])],
+        "reward_fidelity": ["reward_fidelity.py", *(q or ["--seeds", "0", "1", "2"])],
         "attention_budget": ["attention_budget.py", *q],
     }
 

@@ -36,7 +36,7 @@ from evaluator.data import load_dataset
 from evaluator.standalone import StandaloneConfig, train_standalone
 from machine import describe_machine
 from searchspace import KNOWN, all_genotypes
-from measures import difference, seed_noise, seed_tau
+from measures import difference, evaluation_noise, seed_noise, seed_tau
 
 # Budget B: 6 epochs of the 10,000 training images at batch 64 (938 steps), lr 0.05 with cosine
 # decay: what 2 CPU cores afford for 72 runs, measured at 3 to 6 minutes a run.
@@ -148,6 +148,7 @@ def summarise(table: pd.DataFrame, planned_runs: Optional[int] = None) -> Dict[s
         "genotypes": int(per_genotype["genotype"].nunique()), "runs": len(table),
         "seed_tau": tau,
         "seed_noise_points": seed_noise(table),
+        "evaluation_noise_points": evaluation_noise(table),
         "none_test_accuracy": float(none["test_mean"].iloc[0]) if len(none) else None,
         "none_train_minus_val_points": float(100 * (none["train_mean"] - none["val_mean"]).iloc[0]) if len(none) else None,
         "known_against_none_points": against_none,

@@ -22,6 +22,10 @@ class EvaluatorConfig:
     reduction: int = 16
     combine: str = "sequential"
     gate_bias: float = GATE_BIAS
+    # The supernet's excitations: one of each kind shared by every squeeze of its branch (False), or
+    # one per (squeeze, excitation) pair (True); evaluator/supernet.py says why. Not a search setting
+    # of the genotype: its stand-alone network is the same either way.
+    excitation_per_squeeze: bool = False
     training: SharedTrainingConfig = field(default_factory=SharedTrainingConfig)
     val_batch_size: int = 256
     # Rewards (issue 15; provisional defaults, not yet measured). common_reward_images: a round's samples

@@ -8,6 +8,12 @@ train-mode BN with momentum 0, so the running buffers are left alone; ENAS and m
 searches) or re-estimate the running statistics for the scored genotype on a few training batches
 and score in eval mode (``recalibrated_bn_statistics``; SPOS), restoring the shared buffers after.
 Each attention op owns its own BN layers, so those only ever see the genotypes that use them.
+
+Excitations across squeezes: by default one excitation of each kind serves every squeeze of its
+branch, although the squeezes' descriptors differ in scale (a log-sum-exp against a mean, a
+style pool's two moments against one); ``excitation_per_squeeze`` gives every (squeeze,
+excitation) pair its own weights instead, so an excitation only ever sees one squeeze's
+descriptors, at the price of training each pair on fewer steps.
 """
 from __future__ import annotations
 
@@ -34,35 +40,55 @@ from searchspace import (
 class AttentionSlot(nn.Module):
     """Every op of every set once, for one residual block; runs the genotype it was last given.
 
-    (B, C, H, W) -> (B, C, H, W). Spatial excitations are built for the widest spatial squeeze
-    and use the first S input channels of their first layer for a squeeze of width S.
+    (B, C, H, W) -> (B, C, H, W). Shared excitations (the default) are built for the widest
+    spatial squeeze and use the first S input channels of their first layer for a squeeze of
+    width S. With ``excitation_per_squeeze`` the excitations are ``[squeeze][excitation]``, each
+    built for its squeeze's width.
     """
 
     def __init__(self, channels: int, reduction: int = 16, combine: str = "sequential",
-                 gate_bias: float = GATE_BIAS) -> None:
+                 gate_bias: float = GATE_BIAS, excitation_per_squeeze: bool = False) -> None:
         super().__init__()
         options = dict(reduction=reduction, gate_bias=initial_logit(combine, gate_bias))
-        self.combine = combine
+        self.combine, self.excitation_per_squeeze = combine, excitation_per_squeeze
         self.channel_squeeze = nn.ModuleDict(
             {n: CHANNEL_SQUEEZE.build(n, channels, **options) for n in CHANNEL_SQUEEZE.names() if n != "none"})
-        self.channel_excitation = nn.ModuleDict(
-            {n: CHANNEL_EXCITATION.build(n, channels, **options) for n in CHANNEL_EXCITATION.names()})
         self.spatial_squeeze = nn.ModuleDict(
             {n: SPATIAL_SQUEEZE.build(n, channels, **options) for n in SPATIAL_SQUEEZE.names() if n != "none"})
-        widest = max(op.out_channels for op in self.spatial_squeeze.values())
-        self.spatial_excitation = nn.ModuleDict(
-            {n: SPATIAL_EXCITATION.build(n, channels, in_channels=widest, **options) for n in SPATIAL_EXCITATION.names()})
+
+        def channel_excitations() -> nn.ModuleDict:
+            return nn.ModuleDict({n: CHANNEL_EXCITATION.build(n, channels, **options) for n in CHANNEL_EXCITATION.names()})
+
+        def spatial_excitations(width: int) -> nn.ModuleDict:
+            return nn.ModuleDict({n: SPATIAL_EXCITATION.build(n, channels, in_channels=width, **options)
+                                  for n in SPATIAL_EXCITATION.names()})
+
+        if excitation_per_squeeze:
+            self.channel_excitation = nn.ModuleDict({s: channel_excitations() for s in self.channel_squeeze})
+            self.spatial_excitation = nn.ModuleDict(
+                {s: spatial_excitations(op.out_channels) for s, op in self.spatial_squeeze.items()})
+        else:
+            self.channel_excitation = channel_excitations()
+            self.spatial_excitation = spatial_excitations(max(op.out_channels for op in self.spatial_squeeze.values()))
         self.genotype: Optional[Genotype] = None
+
+    def excitations(self, g: Genotype) -> tuple[nn.ModuleDict, nn.ModuleDict]:
+        """The channel and spatial excitations ``g``'s squeezes choose from."""
+        if not self.excitation_per_squeeze:
+            return self.channel_excitation, self.spatial_excitation
+        return (self.channel_excitation[g.channel_squeeze] if g.has_channel_branch else nn.ModuleDict(),
+                self.spatial_excitation[g.spatial_squeeze] if g.has_spatial_branch else nn.ModuleDict())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         g = self.genotype
         if g is None:
             raise RuntimeError("AttentionSlot has no genotype: call Supernet.forward(x, genotype)")
+        channel_excitation, spatial_excitation = self.excitations(g)
         channel = spatial = None
         if g.has_channel_branch:
-            channel = (self.channel_squeeze[g.channel_squeeze], self.channel_excitation[g.channel_excitation])
+            channel = (self.channel_squeeze[g.channel_squeeze], channel_excitation[g.channel_excitation])
         if g.has_spatial_branch:
-            spatial = (self.spatial_squeeze[g.spatial_squeeze], self.spatial_excitation[g.spatial_excitation])
+            spatial = (self.spatial_squeeze[g.spatial_squeeze], spatial_excitation[g.spatial_excitation])
         return attend(x, channel, spatial, self.combine)
 
 
@@ -70,14 +96,15 @@ class Supernet(nn.Module):
     """The proxy network shared by all genotypes; ``forward(x, genotype)`` runs only the chosen ops."""
 
     def __init__(self, arch: str = "resnet20", num_classes: int = 10, reduction: int = 16,
-                 combine: str = "sequential", gate_bias: float = GATE_BIAS) -> None:
+                 combine: str = "sequential", gate_bias: float = GATE_BIAS, excitation_per_squeeze: bool = False) -> None:
         super().__init__()
         self.arch, self.num_classes = arch, num_classes
-        self.options = dict(reduction=reduction, combine=combine, gate_bias=gate_bias)
+        self.options = dict(reduction=reduction, combine=combine, gate_bias=gate_bias)  # the stand-alone block's
+        self.excitation_per_squeeze = excitation_per_squeeze
         slots: List[AttentionSlot] = []
 
         def make_slot(channels: int) -> AttentionSlot:
-            slots.append(AttentionSlot(channels, **self.options))
+            slots.append(AttentionSlot(channels, excitation_per_squeeze=excitation_per_squeeze, **self.options))
             return slots[-1]
 
         self.network = build_model(arch, num_classes, attention_layer=make_slot)
@@ -99,7 +126,7 @@ class Supernet(nn.Module):
         shared = self.state_dict()
         copied = {}
         for name, tensor in network.state_dict().items():
-            source = shared[supernet_name(name, genotype)]
+            source = shared[supernet_name(name, genotype, self.excitation_per_squeeze)]
             for dim, size in enumerate(tensor.shape):
                 source = source.narrow(dim, 0, size)  # the sliced first layer of spatial excitations
             copied[name] = source.clone()
@@ -113,12 +140,15 @@ class Supernet(nn.Module):
         return sum(p.numel() for p in network.parameters())
 
 
-def supernet_name(name: str, genotype: Genotype) -> str:
+def supernet_name(name: str, genotype: Genotype, excitation_per_squeeze: bool = False) -> str:
     """Map a stand-alone network's state-dict name to the supernet's: attention submodules live
-    under their op's name in the slot (``...attention.channel_squeeze.gap.weight``)."""
+    under their op's name in the slot (``...attention.channel_squeeze.gap.weight``), excitations
+    per squeeze under their squeeze's too (``...attention.channel_excitation.gap.fc_relu_fc.fc1.weight``)."""
     for decision, op in genotype.ops.items():
         marker = f".attention.{decision}."
         if marker in name:
+            if excitation_per_squeeze and decision.endswith("_excitation"):
+                op = f"{genotype.ops[decision.replace('_excitation', '_squeeze')]}.{op}"
             return "network." + name.replace(marker, f"{marker}{op}.")
     return "network." + name
 

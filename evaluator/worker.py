@@ -89,7 +89,8 @@ class Evaluator:
                                  **config.dataset_options)
         torch.manual_seed(config.seed)
         self.supernet = Supernet(config.arch, self.data.num_classes, reduction=config.reduction,
-                                 combine=config.combine, gate_bias=config.gate_bias)
+                                 combine=config.combine, gate_bias=config.gate_bias,
+                                 excitation_per_squeeze=config.excitation_per_squeeze)
         self.supernet.to(self.device, memory_format=self.memory_format)
         self.optimizer = make_optimizer(self.supernet, config.training)
         self._params: Dict[str, int] = {}

@@ -179,15 +179,36 @@ def test_reward_fidelity_refuses_a_run_that_is_not_a_run_directory(tmp_path, cap
     assert capsys.readouterr().err == f"error: --run longer={tmp_path}: want LABEL=DIR, DIR a search's run directory\n"
 
 
-def test_reward_fidelity_markdown_has_a_row_per_run_and_bn_mode():
+def test_reward_fidelity_gives_each_variant_its_mean_and_range_over_search_seeds():
+    import pandas as pd
     import reward_fidelity
 
-    rows = [{"variant": v, "bn_mode": m, "supernet_whole_split_mean": 0.59,
-             "tau": {"whole_split": 0.214, "common_block_mean": 0.195, "own_block_mean": -0.004}}
-            for v in ("default", "longer") for m in ("batch", "recalibrate")]
-    lines = reward_fidelity.markdown({"genotypes": 24, "rows": rows}).splitlines()
-    assert len(lines) == 6 and "over the 24 genotypes" in lines[0]
-    assert lines[4] == "| longer | batch | 0.21 | 0.20 | -0.00 | 59.0 |"
+    table = pd.DataFrame([{"genotype": g, "seed": seed, "test_accuracy": a + seed / 100}
+                          for g, a in (("a", 0.7), ("b", 0.6), ("c", 0.5)) for seed in (0, 1, 2)])
+    agree = block_scores({"a": [0.9, 0.8], "b": [0.7, 0.6], "c": [0.5, 0.4]}, images=(10, 10))
+    reverse = block_scores({"a": [0.1, 0.1], "b": [0.5, 0.5], "c": [0.9, 0.9]}, images=(10, 10))
+    scores = pd.concat([agree.assign(run="r0"), reverse.assign(run="r1"), agree.assign(run="other")])
+    scores = scores.assign(bn_mode="batch", full_blocks=2)
+    names = {"r0": ("default", 0), "r1": ("default", 1), "other": ("longer", None)}
+    result = reward_fidelity.summarise(scores, table, names)
+    assert result["ceiling_seed_tau"] == pytest.approx(1.0) and len(result["rows"]) == 3
+    default = next(row for row in result["by_variant"] if row["variant"] == "default")
+    assert default["search_seeds"] == [0, 1]
+    assert default["tau"]["whole_split"] == pytest.approx({"mean": 0.0, "min": -1.0, "max": 1.0, "n": 2})
+    assert not default["target_met_whole_split"]
+    lines = reward_fidelity.markdown(result).splitlines()
+    assert len(lines) == 4 and "over the 3 genotypes" in lines[0]
+    assert lines[2].startswith("| default | batch | 0, 1 | 0.00 (-1.00 to 1.00) | ")
+    assert lines[3].startswith("| longer | batch | - | 1.00 | 1.00 | 1.00 | ")
+
+
+def test_reward_fidelity_refuses_a_negative_search_seed(capsys):
+    import reward_fidelity
+
+    with pytest.raises(SystemExit) as stop:
+        reward_fidelity.main(["--seeds", "0", "-1"])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == "error: --seeds 0 -1: search seeds are >= 0\n"
 
 
 def test_channel_scales_recover_a_channel_gate_and_weight_a_spatial_one_by_energy():
@@ -212,6 +233,20 @@ def test_gate_activity_refuses_a_missing_run_and_an_unknown_module(tmp_path, cap
     with pytest.raises(SystemExit) as stop:
         gate_activity.main(["--run", str(tmp_path), "--standalone", "se", "resnext"])
     assert stop.value.code == 2 and capsys.readouterr().err.startswith("error: --standalone resnext: not a known module")
+
+
+def test_evaluation_noise_separates_the_network_from_the_images(measures):
+    import pandas as pd
+
+    # per seed, in points, orthogonal and zero-mean: the network (both sets see it) and each set's images
+    network, val_images, test_images = [1, -1, 1, -1, 0], [1, 1, -1, -1, 0], [1, -1, -1, 1, 0]
+    table = pd.DataFrame([{"genotype": g, "seed": s, "val_accuracy": (70 + i + network[s] + val_images[s]) / 100,
+                           "test_accuracy": (70 + i + network[s] + test_images[s]) / 100}
+                          for i, g in enumerate("abc") for s in range(5)])
+    noise = measures.evaluation_noise(table)
+    assert noise["val_test_residual_correlation"] == pytest.approx(0.5)  # the network's half of the variance
+    assert noise["seed_sd"] == pytest.approx(2 ** 0.5)
+    assert noise["seed_sd_with_10x_test_images"] == pytest.approx((2 * (0.5 + 0.5 / 10)) ** 0.5)
 
 
 def test_seed_noise_of_a_table_with_known_spreads(measures):

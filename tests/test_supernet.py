@@ -8,10 +8,10 @@ from evaluator.training import Reward, mean_reward, reward
 from searchspace import from_key
 
 
-@pytest.fixture(scope="module")
-def supernet():
+@pytest.fixture(scope="module", params=[False, True], ids=["shared-excitations", "excitation-per-squeeze"])
+def supernet(request):
     torch.manual_seed(0)
-    net = Supernet("resnet20", num_classes=10).double()
+    net = Supernet("resnet20", num_classes=10, excitation_per_squeeze=request.param).double()
     # move BN's affine terms and statistics off their initial values, so the copy is really tested
     with torch.no_grad():
         for module in net.modules():
@@ -69,3 +69,20 @@ def test_mean_reward_weights_batches_by_size():
     parts = [(Reward(1.0, 1.0, 0.5, "ok"), 3), (Reward(0.0, 0.0, 1.5, "ok"), 1)]
     assert mean_reward(parts) == Reward(0.75, 0.75, 0.75, "ok")
     assert mean_reward(parts + [(Reward(0.0, 0.0, float("nan"), "nan"), 2)]).status == "nan"
+
+
+def test_excitation_per_squeeze_keeps_each_pairs_weights_apart():
+    """A step on one (squeeze, excitation) pair leaves the same excitation under another squeeze alone."""
+    torch.manual_seed(0)
+    net = Supernet("resnet20", num_classes=10, excitation_per_squeeze=True)
+    trained, other = from_key("gap|fc_relu_fc|mean|conv7x7"), from_key("gmp|fc_relu_fc|max|conv7x7")
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    net(torch.randn(4, 3, 32, 32), trained).sum().backward()
+    torch.optim.SGD(net.parameters(), lr=0.1).step()
+    changed = {k for k, v in net.state_dict().items() if not torch.equal(v, before[k])}
+    assert any(".channel_excitation.gap.fc_relu_fc." in k for k in changed)
+    assert any(".spatial_excitation.mean.conv7x7." in k for k in changed)
+    assert not any(".gmp." in k or ".spatial_excitation.max." in k for k in changed)
+    shared = Supernet("resnet20", num_classes=10)
+    assert sum(p.numel() for p in net.parameters()) > sum(p.numel() for p in shared.parameters())
+    assert net.parameters_of(other) == shared.parameters_of(other)  # the stand-alone network is the same
