@@ -263,3 +263,54 @@ def test_seed_noise_of_a_table_with_known_spreads(measures):
     rho = noise["model"]["rho"][1]
     assert rho == pytest.approx(6.333 / 7.333, abs=1e-3)
     assert noise["model"]["tau"][1] == pytest.approx(2 / math.pi * math.asin(rho))
+
+
+def test_finetuning_a_candidate_puts_the_shared_weights_back(tmp_path):
+    """Zero steps is the plain whole-split reward; a fine-tuned candidate leaves no trace on the next one."""
+    import finetune_fidelity
+    from evaluator.config import EvaluatorConfig
+    from evaluator.training import SharedTrainingConfig, mean_reward, reward
+    from evaluator.worker import Evaluator
+    from searchspace import from_key
+
+    torch.set_num_threads(1)
+    evaluator = Evaluator(EvaluatorConfig(dataset_options=dict(train_size=128, val_size=96, test_size=32),
+                                          data_dir=str(tmp_path), training=SharedTrainingConfig(batch_size=32),
+                                          reward_images=64))
+    before = {k: v.clone() for k, v in evaluator.supernet.state_dict().items()}
+    first, second = "gap|bn|mean|conv7x7", "gap|fc_relu_fc|none|none"
+    plain = mean_reward([(reward(evaluator.supernet, from_key(second), x, y), len(y))
+                         for x, y in evaluator.data.batches("val", 64, shuffle=False)]).val_accuracy
+    assert finetune_fidelity.finetuned_accuracy(evaluator, second, 0, 0.05) == plain
+    alone = finetune_fidelity.finetuned_accuracy(evaluator, second, 3, 0.05)
+    finetune_fidelity.finetuned_accuracy(evaluator, first, 3, 0.05)
+    assert finetune_fidelity.finetuned_accuracy(evaluator, second, 3, 0.05) == alone
+    for name, tensor in evaluator.supernet.state_dict().items():
+        assert torch.equal(tensor, before[name]), name
+
+
+def test_finetune_summary_keeps_the_scratch_control_apart_and_skips_unfinished_runs():
+    import pandas as pd
+    import finetune_fidelity
+
+    truth = pd.Series({"a": 0.7, "b": 0.6, "c": 0.5})
+
+    def rows(run, steps, accuracies):
+        return [{"run": run, "steps": steps, "genotype": g, "accuracy": a, "seconds": 1.0}
+                for g, a in zip("abc", accuracies)]
+
+    scores = pd.DataFrame(rows("/r0", 0, [0.3, 0.2, 0.1]) + rows("/r1", 0, [0.1, 0.2, 0.3]) + rows("/r0", 80, [0.3, 0.2, 0.1])
+                          + rows("scratch (initial weights of /r0)", 80, [0.1, 0.2, 0.3]) + rows("/r1", 80, [0.3, 0.2, 0.1])[:2])
+    summary = {(row["start"], row["steps"]): row for row in finetune_fidelity.summarise(scores, truth)}
+    assert summary[("search", 0)]["tau_mean"] == pytest.approx(0.0)  # +1 and -1
+    assert summary[("search", 80)]["tau_per_run"] == {"/r0": pytest.approx(1.0)}  # /r1 has 2 of 3 genotypes
+    assert summary[("scratch", 80)]["tau_mean"] == pytest.approx(-1.0)
+
+
+def test_finetune_fidelity_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
+    import finetune_fidelity
+
+    with pytest.raises(SystemExit) as stop:
+        finetune_fidelity.main(["--runs", str(tmp_path)])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == f"error: --runs {tmp_path}: not a search's run directory (no checkpoints/)\n"

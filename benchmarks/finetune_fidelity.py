@@ -1,0 +1,138 @@
+"""Ranking fidelity when each candidate is fine-tuned briefly before it is scored (issue 15, item 4).
+
+A supernet's shared weights are trained under many genotypes at once, so a genotype whose block
+changes the signal most (a batch-norm excitation, a log-sum-exp squeeze) meets a backbone tuned
+to the others. Here every genotype of the stand-alone table gets ``--steps`` SGD steps of its own
+on the shared weights of a finished search (the same training batches for every genotype, a
+constant ``--lr``), is scored on the whole validation split with BN batch statistics, and the
+weights are put back before the next genotype. Kendall's tau against the stand-alone table's
+mean test accuracy is reported per run and step count, beside the run's tau without fine-tuning
+(``--steps 0`` is always measured).
+
+    python benchmarks/finetune_fidelity.py [--runs DIR ...] [--steps 0 20 80] [--lr 0.01] [--threads 2] [--scratch]
+
+``--runs`` defaults to the default search's three RL run directories of ``search_outcome.py``.
+``--scratch`` is the control: the same fine-tuning from the supernet's initial weights (the first
+run's config and seed) instead of a search's, which tells how much of the ranking the shared
+weights give and how much the fine-tuning steps alone would.
+Scores go to ``results/finetune_fidelity_scores.parquet`` as each (run, steps) is finished, so an
+interrupted benchmark resumes; the summary to ``results/finetune_fidelity.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from common import RESULTS, fail, show_result, write_result  # first: the import path
+
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+from scipy import stats  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from evaluator.training import SharedTrainingConfig, make_optimizer, mean_reward, reward, train_steps  # noqa: E402
+from evaluator.worker import Evaluator  # noqa: E402
+from machine import describe_machine  # noqa: E402
+from reward_fidelity import evaluator_of, is_run  # noqa: E402
+from rundir import RunDir  # noqa: E402
+from search.config import SearchConfig, build  # noqa: E402
+from searchspace import from_key  # noqa: E402
+import standalone_table  # noqa: E402
+
+OUTCOME_RUNS = Path(__file__).resolve().parent / "runs" / "search_outcome" / "default"
+
+
+def finetuned_accuracy(evaluator: Evaluator, key: str, steps: int, lr: float) -> float:
+    """Whole-split validation accuracy of ``key`` after ``steps`` SGD steps of its own (fresh momentum,
+    constant ``lr``, the training batches of seed 0) on the shared weights, which are restored after."""
+    supernet, data, config = evaluator.supernet, evaluator.data, evaluator.config
+    genotype = from_key(key)
+    saved = {k: v.clone() for k, v in supernet.state_dict().items()}
+    try:
+        if steps:
+            optimizer = make_optimizer(supernet, config.training)
+            batches = data.train_batches(config.training.batch_size, steps, seed=0, memory_format=evaluator.memory_format)
+            train_steps(supernet, optimizer, batches, [genotype] * steps, lr, config.training.grad_clip)
+        parts = [(reward(supernet, genotype, images, labels), len(labels)) for images, labels in
+                 data.batches("val", config.reward_images, shuffle=False, memory_format=evaluator.memory_format)]
+        return mean_reward(parts).val_accuracy
+    finally:
+        supernet.load_state_dict(saved)
+
+
+def scratch(run: Path) -> Callable[[], Evaluator]:
+    """An evaluator with ``run``'s settings and data and its supernet at the initial (seeded) weights."""
+    return lambda: Evaluator(build(SearchConfig, RunDir(str(run)).read_config()).evaluator)
+
+
+def tau(scores: pd.DataFrame, truth: pd.Series) -> float:
+    """Kendall's tau of one (run, steps) group's accuracies against ``truth`` over its genotypes."""
+    accuracy = scores.set_index("genotype")["accuracy"].loc[truth.index]
+    return float(stats.kendalltau(accuracy, truth).statistic)
+
+
+def summarise(scores: pd.DataFrame, truth: pd.Series) -> List[Dict[str, Any]]:
+    """Per start (a search's weights or ``scratch``) and step count: tau per run, their mean, and
+    the mean accuracy over the genotypes; runs not yet scored on every genotype are left out."""
+    rows = []
+    start = scores["run"].str.startswith("scratch").map({True: "scratch", False: "search"})
+    for (origin, steps), group in scores.groupby([start, "steps"]):
+        per_run = {run: tau(part, truth) for run, part in group.groupby("run", sort=False) if len(part) == len(truth)}
+        if per_run:
+            rows.append({"start": origin, "steps": int(steps), "tau_per_run": per_run,
+                         "tau_mean": statistics.mean(per_run.values()),
+                         "accuracy_mean": float(group["accuracy"].mean()),
+                         "seconds_per_genotype": float(group["seconds"].mean())})
+    return rows
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=Path, nargs="+", default=[OUTCOME_RUNS / f"rl-seed{s}" for s in range(3)])
+    parser.add_argument("--steps", type=int, nargs="+", default=[0, 20, 80], help="fine-tuning steps per genotype")
+    parser.add_argument("--lr", type=float, default=0.01, help="constant learning rate of the fine-tuning")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--scratch", action="store_true",
+                        help="the control: fine-tune from the initial weights of the first run's config instead")
+    args = parser.parse_args(argv)
+    for run in args.runs:
+        if not is_run(run):
+            fail(f"--runs {run}: not a search's run directory (no checkpoints/)")
+    if any(s < 0 for s in args.steps) or args.lr <= 0:
+        fail(f"--steps {' '.join(map(str, args.steps))} --lr {args.lr}: steps must be >= 0 and lr > 0")
+    torch.set_num_threads(args.threads)
+    table = pd.read_parquet(RESULTS / "standalone_table.parquet")
+    truth = table.groupby("genotype")["test_accuracy"].mean()
+    scores_path = RESULTS / "finetune_fidelity_scores.parquet"
+    scores = pd.read_parquet(scores_path) if scores_path.exists() else pd.DataFrame(columns=["run", "steps", "genotype"])
+    runs = [(f"scratch (initial weights of {args.runs[0]})", scratch(args.runs[0]))] if args.scratch else \
+        [(str(run.resolve()), lambda run=run: evaluator_of(run)) for run in args.runs]
+    for label, load in runs:
+        evaluator = load()
+        for steps in sorted(set([0] + args.steps)):
+            done = set(scores.loc[(scores["run"] == label) & (scores["steps"] == steps), "genotype"])
+            rows = []
+            for key in tqdm([g for g in truth.index if g not in done], desc=f"{Path(label).name}, {steps} steps", unit="genotype"):
+                start = time.perf_counter()
+                accuracy = finetuned_accuracy(evaluator, key, steps, args.lr)
+                rows.append({"run": label, "steps": steps, "lr": args.lr, "genotype": key, "accuracy": accuracy,
+                             "seconds": time.perf_counter() - start})
+            if rows:
+                scores = pd.concat([scores, pd.DataFrame(rows)], ignore_index=True)
+                standalone_table.write_table(scores, scores_path)
+            result = {"benchmark": "finetune_fidelity", "machine": describe_machine(),
+                      "settings": {"lr": args.lr, "batch_size": SharedTrainingConfig().batch_size,
+                                   "optimizer": "the search's SGD (Nesterov 0.9, L2 2.5e-4), fresh momentum",
+                                   "train_batches": "seed 0, the same for every genotype",
+                                   "scoring": "whole validation split, BN batch statistics",
+                                   "truth": "standalone_table.parquet, mean test accuracy over seeds"},
+                      "genotypes": int(len(truth)), "by_steps": summarise(scores[scores["lr"] == args.lr], truth)}
+            write_result(RESULTS / "finetune_fidelity.json", result)
+    show_result(result)
+
+
+if __name__ == "__main__":
+    main()
