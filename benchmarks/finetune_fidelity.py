@@ -9,12 +9,14 @@ weights are put back before the next genotype. Kendall's tau against the stand-a
 mean test accuracy is reported per run and step count, beside the run's tau without fine-tuning
 (``--steps 0`` is always measured).
 
-    python benchmarks/finetune_fidelity.py [--runs DIR ...] [--steps 0 20 80] [--lr 0.01] [--threads 2] [--scratch]
+    python benchmarks/finetune_fidelity.py [--runs DIR ...] [--steps 0 20 80] [--lr 0.01] [--threads 2]
+        [--scratch [INIT_SEED ...]]
 
 ``--runs`` defaults to the default search's three RL run directories of ``search_outcome.py``.
-``--scratch`` is the control: the same fine-tuning from the supernet's initial weights (the first
-run's config and seed) instead of a search's, which tells how much of the ranking the shared
-weights give and how much the fine-tuning steps alone would.
+``--scratch`` is the control: the same fine-tuning from a supernet at its initial weights (the
+first run's config; drawn with each INIT_SEED, default 0, the embedded config's own) instead of
+a search's, which tells how much of the ranking the shared weights give and how much the
+fine-tuning steps alone, or the untrained network, would.
 Scores go to ``results/finetune_fidelity_scores.parquet`` as each (run, steps) is finished, so an
 interrupted benchmark resumes; the summary to ``results/finetune_fidelity.json``.
 """
@@ -63,9 +65,13 @@ def finetuned_accuracy(evaluator: Evaluator, key: str, steps: int, lr: float) ->
         supernet.load_state_dict(saved)
 
 
-def scratch(run: Path) -> Callable[[], Evaluator]:
-    """An evaluator with ``run``'s settings and data and its supernet at the initial (seeded) weights."""
-    return lambda: Evaluator(build(SearchConfig, RunDir(str(run)).read_config()).evaluator)
+def scratch(run: Path, seed: int) -> Callable[[], Evaluator]:
+    """An evaluator with ``run``'s settings and data and its supernet at initial weights drawn with ``seed``."""
+    def load() -> Evaluator:
+        evaluator = Evaluator(build(SearchConfig, RunDir(str(run)).read_config()).evaluator)
+        evaluator.supernet.load_state_dict(evaluator.initial_supernet(seed).state_dict())
+        return evaluator
+    return load
 
 
 def tau(scores: pd.DataFrame, truth: pd.Series) -> float:
@@ -75,8 +81,9 @@ def tau(scores: pd.DataFrame, truth: pd.Series) -> float:
 
 
 def summarise(scores: pd.DataFrame, truth: pd.Series) -> List[Dict[str, Any]]:
-    """Per start (a search's weights or ``scratch``) and step count: tau per run, their mean, and
-    the mean accuracy over the genotypes; runs not yet scored on every genotype are left out."""
+    """Per start (a search's weights or ``scratch``) and step count: tau per run, their mean and sd,
+    the tau of the runs' mean accuracy per genotype, and the mean accuracy over the genotypes; runs
+    not yet scored on every genotype are left out."""
     rows = []
     start = scores["run"].str.startswith("scratch").map({True: "scratch", False: "search"})
     for (origin, steps), group in scores.groupby([start, "steps"]):
@@ -84,6 +91,10 @@ def summarise(scores: pd.DataFrame, truth: pd.Series) -> List[Dict[str, Any]]:
         if per_run:
             rows.append({"start": origin, "steps": int(steps), "tau_per_run": per_run,
                          "tau_mean": statistics.mean(per_run.values()),
+                         "tau_sd": statistics.stdev(per_run.values()) if len(per_run) > 1 else None,
+                         # the runs' scores averaged per genotype first, as an ensemble of them would rank
+                         "tau_of_mean_accuracy": tau(group[group["run"].isin(per_run)].groupby("genotype", as_index=False)
+                                                     ["accuracy"].mean(), truth),
                          "accuracy_mean": float(group["accuracy"].mean()),
                          "seconds_per_genotype": float(group["seconds"].mean())})
     return rows
@@ -95,8 +106,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=[0, 20, 80], help="fine-tuning steps per genotype")
     parser.add_argument("--lr", type=float, default=0.01, help="constant learning rate of the fine-tuning")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
-    parser.add_argument("--scratch", action="store_true",
-                        help="the control: fine-tune from the initial weights of the first run's config instead")
+    parser.add_argument("--scratch", type=int, nargs="*", metavar="INIT_SEED",
+                        help="the control: start from initial weights (the first run's config) drawn with these seeds (default 0)")
     args = parser.parse_args(argv)
     for run in args.runs:
         if not is_run(run):
@@ -108,8 +119,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     truth = table.groupby("genotype")["test_accuracy"].mean()
     scores_path = RESULTS / "finetune_fidelity_scores.parquet"
     scores = pd.read_parquet(scores_path) if scores_path.exists() else pd.DataFrame(columns=["run", "steps", "genotype"])
-    runs = [(f"scratch (initial weights of {args.runs[0]})", scratch(args.runs[0]))] if args.scratch else \
-        [(str(run.resolve()), lambda run=run: evaluator_of(run)) for run in args.runs]
+    if args.scratch is None:
+        runs = [(str(run.resolve()), lambda run=run: evaluator_of(run)) for run in args.runs]
+    else:
+        runs = [(f"scratch (init seed {seed})", scratch(args.runs[0], seed)) for seed in args.scratch or [0]]
     for label, load in runs:
         evaluator = load()
         for steps in sorted(set([0] + args.steps)):

@@ -47,6 +47,9 @@ def steps(quick: bool) -> dict[str, list[str]]:
         **({} if quick else {"standalone_table": ["standalone_table.py"]}),
         "search_outcome": ["search_outcome.py", *q],
         "reward_fidelity": ["reward_fidelity.py", *(q or ["--seeds", "0", "1", "2"])],
+        # the RL searches of search_outcome.py, each candidate fine-tuned before scoring, and the control
+        **({} if quick else {"finetune_fidelity": ["finetune_fidelity.py"],
+                             "finetune_fidelity_scratch": ["finetune_fidelity.py", "--scratch"]}),
         "attention_budget": ["attention_budget.py", *q],
     }
 

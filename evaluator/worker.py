@@ -87,13 +87,17 @@ class Evaluator:
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.data = load_dataset(config.dataset, config.data_dir, download=config.download, seed=config.seed,
                                  **config.dataset_options)
-        torch.manual_seed(config.seed)
-        self.supernet = Supernet(config.arch, self.data.num_classes, reduction=config.reduction,
-                                 combine=config.combine, gate_bias=config.gate_bias,
-                                 excitation_per_squeeze=config.excitation_per_squeeze)
-        self.supernet.to(self.device, memory_format=self.memory_format)
+        self.supernet = self.initial_supernet(config.seed)
         self.optimizer = make_optimizer(self.supernet, config.training)
         self._params: Dict[str, int] = {}
+
+    def initial_supernet(self, seed: int) -> Supernet:
+        """A supernet of this config at its initial weights, drawn with ``torch.manual_seed(seed)``."""
+        config = self.config
+        torch.manual_seed(seed)
+        supernet = Supernet(config.arch, self.data.num_classes, reduction=config.reduction, combine=config.combine,
+                            gate_bias=config.gate_bias, excitation_per_squeeze=config.excitation_per_squeeze)
+        return supernet.to(self.device, memory_format=self.memory_format)
 
     def initial_state(self) -> SharedState:
         """The supernet's initial weights (seeded by the config) and empty momentum."""

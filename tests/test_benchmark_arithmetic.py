@@ -278,6 +278,8 @@ def test_finetuning_a_candidate_puts_the_shared_weights_back(tmp_path):
                                           data_dir=str(tmp_path), training=SharedTrainingConfig(batch_size=32),
                                           reward_images=64))
     before = {k: v.clone() for k, v in evaluator.supernet.state_dict().items()}
+    redrawn = evaluator.initial_supernet(evaluator.config.seed).state_dict()  # the control's start, init seed 0
+    assert all(torch.equal(redrawn[name], tensor) for name, tensor in before.items())
     first, second = "gap|bn|mean|conv7x7", "gap|fc_relu_fc|none|none"
     plain = mean_reward([(reward(evaluator.supernet, from_key(second), x, y), len(y))
                          for x, y in evaluator.data.batches("val", 64, shuffle=False)]).val_accuracy
@@ -299,10 +301,12 @@ def test_finetune_summary_keeps_the_scratch_control_apart_and_skips_unfinished_r
         return [{"run": run, "steps": steps, "genotype": g, "accuracy": a, "seconds": 1.0}
                 for g, a in zip("abc", accuracies)]
 
-    scores = pd.DataFrame(rows("/r0", 0, [0.3, 0.2, 0.1]) + rows("/r1", 0, [0.1, 0.2, 0.3]) + rows("/r0", 80, [0.3, 0.2, 0.1])
+    scores = pd.DataFrame(rows("/r0", 0, [0.3, 0.2, 0.1]) + rows("/r1", 0, [0.15, 0.3, 0.1]) + rows("/r0", 80, [0.3, 0.2, 0.1])
                           + rows("scratch (initial weights of /r0)", 80, [0.1, 0.2, 0.3]) + rows("/r1", 80, [0.3, 0.2, 0.1])[:2])
     summary = {(row["start"], row["steps"]): row for row in finetune_fidelity.summarise(scores, truth)}
-    assert summary[("search", 0)]["tau_mean"] == pytest.approx(0.0)  # +1 and -1
+    # /r1 swaps a and b: tau 1/3; their mean (a 0.225, b 0.25, c 0.1) swaps them too
+    assert summary[("search", 0)]["tau_mean"] == pytest.approx(2 / 3)
+    assert summary[("search", 0)]["tau_of_mean_accuracy"] == pytest.approx(1 / 3)
     assert summary[("search", 80)]["tau_per_run"] == {"/r0": pytest.approx(1.0)}  # /r1 has 2 of 3 genotypes
     assert summary[("scratch", 80)]["tau_mean"] == pytest.approx(-1.0)
 
