@@ -39,8 +39,6 @@ from evaluator.training import SharedTrainingConfig, make_optimizer, mean_reward
 from evaluator.worker import Evaluator  # noqa: E402
 from machine import describe_machine  # noqa: E402
 from reward_fidelity import evaluator_of, is_run  # noqa: E402
-from rundir import RunDir  # noqa: E402
-from search.config import SearchConfig, build  # noqa: E402
 from searchspace import from_key  # noqa: E402
 import standalone_table  # noqa: E402
 
@@ -68,7 +66,7 @@ def finetuned_accuracy(evaluator: Evaluator, key: str, steps: int, lr: float) ->
 def scratch(run: Path, seed: int) -> Callable[[], Evaluator]:
     """An evaluator with ``run``'s settings and data and its supernet at initial weights drawn with ``seed``."""
     def load() -> Evaluator:
-        evaluator = Evaluator(build(SearchConfig, RunDir(str(run)).read_config()).evaluator)
+        evaluator = evaluator_of(run, checkpoint=False)
         evaluator.supernet.load_state_dict(evaluator.initial_supernet(seed).state_dict())
         return evaluator
     return load
@@ -123,10 +121,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         runs = [(str(run.resolve()), lambda run=run: evaluator_of(run)) for run in args.runs]
     else:
         runs = [(f"scratch (init seed {seed})", scratch(args.runs[0], seed)) for seed in args.scratch or [0]]
+    plan = sorted(set([0] + args.steps))
     for label, load in runs:
-        evaluator = load()
-        for steps in sorted(set([0] + args.steps)):
+        evaluator = None  # loaded only when this run has genotypes left to score
+        for steps in plan:
             done = set(scores.loc[(scores["run"] == label) & (scores["steps"] == steps), "genotype"])
+            if len(done) < len(truth) and evaluator is None:
+                evaluator = load()
             rows = []
             for key in tqdm([g for g in truth.index if g not in done], desc=f"{Path(label).name}, {steps} steps", unit="genotype"):
                 start = time.perf_counter()

@@ -94,11 +94,13 @@ def is_run(folder: Path) -> bool:
     return (Path(folder) / "checkpoints").is_dir()
 
 
-def evaluator_of(run: Path) -> Evaluator:
-    """An evaluator with the run's settings and data, holding the shared weights of its last checkpoint."""
+def evaluator_of(run: Path, checkpoint: bool = True) -> Evaluator:
+    """An evaluator with the run's settings and data, holding the shared weights of its last
+    checkpoint (``checkpoint`` False: the supernet's initial weights)."""
     rundir = RunDir(str(run))
     evaluator = Evaluator(build(SearchConfig, rundir.read_config()).evaluator)
-    evaluator.supernet.load_state_dict(rundir.load_checkpoint()["shared"]["weights"])
+    if checkpoint:
+        evaluator.supernet.load_state_dict(rundir.load_checkpoint()["shared"]["weights"])
     return evaluator
 
 

@@ -72,23 +72,21 @@ class AttentionSlot(nn.Module):
             self.spatial_excitation = spatial_excitations(max(op.out_channels for op in self.spatial_squeeze.values()))
         self.genotype: Optional[Genotype] = None
 
-    def excitations(self, g: Genotype) -> tuple[nn.ModuleDict, nn.ModuleDict]:
-        """The channel and spatial excitations ``g``'s squeezes choose from."""
-        if not self.excitation_per_squeeze:
-            return self.channel_excitation, self.spatial_excitation
-        return (self.channel_excitation[g.channel_squeeze] if g.has_channel_branch else nn.ModuleDict(),
-                self.spatial_excitation[g.spatial_squeeze] if g.has_spatial_branch else nn.ModuleDict())
+    def _excitation(self, excitations: nn.ModuleDict, squeeze: str, name: str) -> nn.Module:
+        """Excitation ``name``, among ``squeeze``'s own when each squeeze has its own."""
+        return (excitations[squeeze] if self.excitation_per_squeeze else excitations)[name]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         g = self.genotype
         if g is None:
             raise RuntimeError("AttentionSlot has no genotype: call Supernet.forward(x, genotype)")
-        channel_excitation, spatial_excitation = self.excitations(g)
         channel = spatial = None
         if g.has_channel_branch:
-            channel = (self.channel_squeeze[g.channel_squeeze], channel_excitation[g.channel_excitation])
+            channel = (self.channel_squeeze[g.channel_squeeze],
+                       self._excitation(self.channel_excitation, g.channel_squeeze, g.channel_excitation))
         if g.has_spatial_branch:
-            spatial = (self.spatial_squeeze[g.spatial_squeeze], spatial_excitation[g.spatial_excitation])
+            spatial = (self.spatial_squeeze[g.spatial_squeeze],
+                       self._excitation(self.spatial_excitation, g.spatial_squeeze, g.spatial_excitation))
         return attend(x, channel, spatial, self.combine)
 
 
