@@ -12,13 +12,18 @@ mean test accuracy is reported per run and step count, beside the run's tau with
     python benchmarks/finetune_fidelity.py [--runs DIR ...] [--steps 0 20 80] [--lr 0.01] [--threads 2]
         [--scratch [INIT_SEED ...]]
 
-``--runs`` defaults to the default search's three RL run directories of ``search_outcome.py``.
+``--runs`` defaults to the three RL run directories of the default search as it was measured here,
+with 4 warm-up rounds (``reward_fidelity.py``'s ``warmup-4`` variant, search seeds 0-2).
 ``--scratch`` is the control: the same fine-tuning from a supernet at its initial weights (the
 first run's config; drawn with each INIT_SEED, default 0, the embedded config's own) instead of
 a search's, which tells how much of the ranking the shared weights give and how much the
 fine-tuning steps alone, or the untrained network, would.
+``--truth`` names the stand-alone tables (budget B, one row per genotype and seed) whose genotypes
+are scored and ranked against: by default the stand-alone table's 24. Giving
+``search_outcome_standalone.parquet`` as well checks a finding on genotypes outside that table
+(the searches' winners); ``--result`` then names the summary so that it does not replace this one.
 Scores go to ``results/finetune_fidelity_scores.parquet`` as each (run, steps) is finished, so an
-interrupted benchmark resumes; the summary to ``results/finetune_fidelity.json``.
+interrupted benchmark resumes; the summary to ``results/<--result>.json`` (``finetune_fidelity``).
 """
 from __future__ import annotations
 
@@ -42,7 +47,8 @@ from reward_fidelity import evaluator_of, is_run  # noqa: E402
 from searchspace import from_key  # noqa: E402
 import standalone_table  # noqa: E402
 
-OUTCOME_RUNS = Path(__file__).resolve().parent / "runs" / "search_outcome" / "default"
+WARMUP_4_RUNS = [Path(__file__).resolve().parent / "runs" / "reward_fidelity" / name
+                 for name in ("warmup-4", "warmup-4-seed1", "warmup-4-seed2")]
 
 
 def finetuned_accuracy(evaluator: Evaluator, key: str, steps: int, lr: float) -> float:
@@ -70,6 +76,21 @@ def scratch(run: Path, seed: int) -> Callable[[], Evaluator]:
         evaluator.supernet.load_state_dict(evaluator.initial_supernet(seed).state_dict())
         return evaluator
     return load
+
+
+def ground_truth(paths: Sequence[Path]) -> pd.Series:
+    """Mean stand-alone test accuracy per genotype over the tables at ``paths`` (a genotype in several:
+    all its runs); exit 2 when a table is missing or lacks the columns."""
+    tables = []
+    for path in paths:
+        if not path.is_file():
+            fail(f"--truth {path}: no such stand-alone table")
+        table = pd.read_parquet(path)
+        if not {"genotype", "seed", "test_accuracy"} <= set(table.columns):
+            fail(f"--truth {path}: want the columns genotype, seed and test_accuracy (a stand-alone table)")
+        tables.append(table[["genotype", "seed", "test_accuracy"]])
+    runs = pd.concat(tables, ignore_index=True).drop_duplicates(["genotype", "seed"])
+    return runs.groupby("genotype")["test_accuracy"].mean()
 
 
 def tau(scores: pd.DataFrame, truth: pd.Series) -> float:
@@ -100,12 +121,15 @@ def summarise(scores: pd.DataFrame, truth: pd.Series) -> List[Dict[str, Any]]:
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=Path, nargs="+", default=[OUTCOME_RUNS / f"rl-seed{s}" for s in range(3)])
+    parser.add_argument("--runs", type=Path, nargs="+", default=WARMUP_4_RUNS)
     parser.add_argument("--steps", type=int, nargs="+", default=[0, 20, 80], help="fine-tuning steps per genotype")
     parser.add_argument("--lr", type=float, default=0.01, help="constant learning rate of the fine-tuning")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--scratch", type=int, nargs="*", metavar="INIT_SEED",
                         help="the control: start from initial weights (the first run's config) drawn with these seeds (default 0)")
+    parser.add_argument("--truth", type=Path, nargs="+", default=[RESULTS / "standalone_table.parquet"],
+                        help="stand-alone tables at budget B whose genotypes are scored (default: the stand-alone table)")
+    parser.add_argument("--result", default="finetune_fidelity", help="name of the summary in results/ (default finetune_fidelity)")
     args = parser.parse_args(argv)
     for run in args.runs:
         if not is_run(run):
@@ -113,8 +137,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if any(s < 0 for s in args.steps) or args.lr <= 0:
         fail(f"--steps {' '.join(map(str, args.steps))} --lr {args.lr}: steps must be >= 0 and lr > 0")
     torch.set_num_threads(args.threads)
-    table = pd.read_parquet(RESULTS / "standalone_table.parquet")
-    truth = table.groupby("genotype")["test_accuracy"].mean()
+    truth = ground_truth(args.truth)
     scores_path = RESULTS / "finetune_fidelity_scores.parquet"
     scores = pd.read_parquet(scores_path) if scores_path.exists() else pd.DataFrame(columns=["run", "steps", "genotype"])
     if args.scratch is None:
@@ -126,10 +149,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         evaluator = None  # loaded only when this run has genotypes left to score
         for steps in plan:
             done = set(scores.loc[(scores["run"] == label) & (scores["steps"] == steps), "genotype"])
-            if len(done) < len(truth) and evaluator is None:
+            left = [g for g in truth.index if g not in done]
+            if left and evaluator is None:
                 evaluator = load()
             rows = []
-            for key in tqdm([g for g in truth.index if g not in done], desc=f"{Path(label).name}, {steps} steps", unit="genotype"):
+            for key in tqdm(left, desc=f"{Path(label).name}, {steps} steps", unit="genotype"):
                 start = time.perf_counter()
                 accuracy = finetuned_accuracy(evaluator, key, steps, args.lr)
                 rows.append({"run": label, "steps": steps, "lr": args.lr, "genotype": key, "accuracy": accuracy,
@@ -142,9 +166,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                                    "optimizer": "the search's SGD (Nesterov 0.9, L2 2.5e-4), fresh momentum",
                                    "train_batches": "seed 0, the same for every genotype",
                                    "scoring": "whole validation split, BN batch statistics",
-                                   "truth": "standalone_table.parquet, mean test accuracy over seeds"},
-                      "genotypes": int(len(truth)), "by_steps": summarise(scores[scores["lr"] == args.lr], truth)}
-            write_result(RESULTS / "finetune_fidelity.json", result)
+                                   "truth": f"{', '.join(p.name for p in args.truth)}: mean test accuracy over seeds"},
+                      "genotypes": int(len(truth)),
+                      "by_steps": summarise(scores[(scores["lr"] == args.lr) & scores["genotype"].isin(truth.index)], truth)}
+            write_result(RESULTS / f"{args.result}.json", result)
     show_result(result)
 
 

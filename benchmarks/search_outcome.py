@@ -38,6 +38,7 @@ import yaml  # noqa: E402
 
 from machine import describe_machine  # noqa: E402
 from measures import difference  # noqa: E402
+from rundir import RunDir  # noqa: E402
 from searchspace import KNOWN, load  # noqa: E402
 import standalone_table  # noqa: E402
 
@@ -204,6 +205,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             winner = load(out / "winner.json")
             runs.append({"policy": policy, "search_seed": seed, "winner": winner.key, "search_seconds": seconds,
                          "supernet_val_accuracy": winner.metadata.get("val_accuracy"),
+                         # the default changed once (issue 15: 4 -> 0); a result says which it measured
+                         "warmup_rounds": RunDir(str(out)).read_config().get("warmup_rounds"),
                          "run": str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out)})
     if args.searches_only:
         print(json.dumps(runs, indent=1))

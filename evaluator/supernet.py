@@ -51,10 +51,6 @@ class AttentionSlot(nn.Module):
         super().__init__()
         options = dict(reduction=reduction, gate_bias=initial_logit(combine, gate_bias))
         self.combine, self.excitation_per_squeeze = combine, excitation_per_squeeze
-        self.channel_squeeze = nn.ModuleDict(
-            {n: CHANNEL_SQUEEZE.build(n, channels, **options) for n in CHANNEL_SQUEEZE.names() if n != "none"})
-        self.spatial_squeeze = nn.ModuleDict(
-            {n: SPATIAL_SQUEEZE.build(n, channels, **options) for n in SPATIAL_SQUEEZE.names() if n != "none"})
 
         def channel_excitations() -> nn.ModuleDict:
             return nn.ModuleDict({n: CHANNEL_EXCITATION.build(n, channels, **options) for n in CHANNEL_EXCITATION.names()})
@@ -63,13 +59,17 @@ class AttentionSlot(nn.Module):
             return nn.ModuleDict({n: SPATIAL_EXCITATION.build(n, channels, in_channels=width, **options)
                                   for n in SPATIAL_EXCITATION.names()})
 
-        if excitation_per_squeeze:
-            self.channel_excitation = nn.ModuleDict({s: channel_excitations() for s in self.channel_squeeze})
-            self.spatial_excitation = nn.ModuleDict(
-                {s: spatial_excitations(op.out_channels) for s, op in self.spatial_squeeze.items()})
-        else:
-            self.channel_excitation = channel_excitations()
-            self.spatial_excitation = spatial_excitations(max(op.out_channels for op in self.spatial_squeeze.values()))
+        # Built in the order of the genotype's four sets: the random initial weights of a seed depend
+        # on it, and searches of earlier versions drew them so (a seed gives the supernet it gave).
+        self.channel_squeeze = nn.ModuleDict(
+            {n: CHANNEL_SQUEEZE.build(n, channels, **options) for n in CHANNEL_SQUEEZE.names() if n != "none"})
+        self.channel_excitation = (nn.ModuleDict({s: channel_excitations() for s in self.channel_squeeze})
+                                   if excitation_per_squeeze else channel_excitations())
+        self.spatial_squeeze = nn.ModuleDict(
+            {n: SPATIAL_SQUEEZE.build(n, channels, **options) for n in SPATIAL_SQUEEZE.names() if n != "none"})
+        self.spatial_excitation = (
+            nn.ModuleDict({s: spatial_excitations(op.out_channels) for s, op in self.spatial_squeeze.items()})
+            if excitation_per_squeeze else spatial_excitations(max(op.out_channels for op in self.spatial_squeeze.values())))
         self.genotype: Optional[Genotype] = None
 
     def _excitation(self, excitations: nn.ModuleDict, squeeze: str, name: str) -> nn.Module:

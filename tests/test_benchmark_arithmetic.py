@@ -318,3 +318,22 @@ def test_finetune_fidelity_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
         finetune_fidelity.main(["--runs", str(tmp_path)])
     assert stop.value.code == 2
     assert capsys.readouterr().err == f"error: --runs {tmp_path}: not a search's run directory (no checkpoints/)\n"
+
+
+def test_finetune_ground_truth_joins_tables_and_refuses_one_that_is_not_a_table(tmp_path, capsys):
+    import pandas as pd
+    import finetune_fidelity
+
+    table, winners, bad = tmp_path / "table.parquet", tmp_path / "winners.parquet", tmp_path / "bad.parquet"
+    pd.DataFrame({"genotype": ["a", "a", "b"], "seed": [0, 1, 0], "test_accuracy": [0.7, 0.8, 0.6]}).to_parquet(table)
+    # a winner that is also in the table keeps its runs once; a new one joins
+    pd.DataFrame({"genotype": ["a", "c"], "seed": [1, 0], "test_accuracy": [0.8, 0.5]}).to_parquet(winners)
+    truth = finetune_fidelity.ground_truth([table, winners])
+    assert truth.to_dict() == pytest.approx({"a": 0.75, "b": 0.6, "c": 0.5})
+    pd.DataFrame({"genotype": ["a"], "accuracy": [0.5]}).to_parquet(bad)
+    for path, message in [(bad, "want the columns genotype, seed and test_accuracy (a stand-alone table)"),
+                          (tmp_path / "missing.parquet", "no such stand-alone table")]:
+        with pytest.raises(SystemExit) as stop:
+            finetune_fidelity.ground_truth([path])
+        assert stop.value.code == 2
+        assert capsys.readouterr().err == f"error: --truth {path}: {message}\n"

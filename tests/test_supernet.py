@@ -86,3 +86,26 @@ def test_excitation_per_squeeze_keeps_each_pairs_weights_apart():
     shared = Supernet("resnet20", num_classes=10)
     assert sum(p.numel() for p in net.parameters()) > sum(p.numel() for p in shared.parameters())
     assert net.parameters_of(other) == shared.parameters_of(other)  # the stand-alone network is the same
+
+
+def test_a_seed_draws_the_slot_in_the_order_of_the_four_sets():
+    """A seed's initial weights are those it gave before per-squeeze excitations existed: the ops
+    are drawn set by set (channel squeeze, channel excitation, spatial squeeze, spatial excitation)."""
+    from evaluator.supernet import AttentionSlot
+    from searchspace import GATE_BIAS, initial_logit
+
+    options = dict(reduction=16, gate_bias=initial_logit("sequential", GATE_BIAS))
+    torch.manual_seed(3)
+    drawn = {}
+    for registry, prefix in zip(searchspace.DECISIONS, ("channel_squeeze", "channel_excitation",
+                                                         "spatial_squeeze", "spatial_excitation")):
+        extra = {"in_channels": 4} if prefix == "spatial_excitation" else {}  # the widest spatial squeeze
+        for name in registry.names():
+            if name != "none" or prefix.endswith("excitation"):
+                for key, value in registry.build(name, 32, **options, **extra).state_dict().items():
+                    drawn[f"{prefix}.{name}.{key}"] = value
+    torch.manual_seed(3)
+    slot = AttentionSlot(32).state_dict()
+    assert list(slot) == list(drawn)
+    for key, value in drawn.items():
+        assert torch.equal(slot[key], value), key
