@@ -8,6 +8,9 @@ constant ``--lr``), is scored on the whole validation split with BN batch statis
 weights are put back before the next genotype. Kendall's tau against the stand-alone table's
 mean test accuracy is reported per run and step count, beside the run's tau without fine-tuning
 (``--steps 0`` is always measured).
+The untrained supernets scored while the supernet drew its attention ops in another order (commits
+5068642 to 74008ca: other initial weights for the same init seed) are labelled ``scratch-5068642``
+and summarised apart from today's ``scratch``.
 
     python benchmarks/finetune_fidelity.py [--runs DIR ...] [--steps 0 20 80] [--lr 0.01] [--threads 2]
         [--scratch [INIT_SEED ...]]
@@ -104,7 +107,8 @@ def summarise(scores: pd.DataFrame, truth: pd.Series) -> List[Dict[str, Any]]:
     the tau of the runs' mean accuracy per genotype, and the mean accuracy over the genotypes; runs
     not yet scored on every genotype are left out."""
     rows = []
-    start = scores["run"].str.startswith("scratch").map({True: "scratch", False: "search"})
+    # "scratch (init seed 3)" -> "scratch"; an earlier draw order's "scratch-5068642 (init seed 3)" apart
+    start = scores["run"].map(lambda run: run.split(" (")[0] if run.startswith("scratch") else "search")
     for (origin, steps), group in scores.groupby([start, "steps"]):
         per_run = {run: tau(part, truth) for run, part in group.groupby("run", sort=False) if len(part) == len(truth)}
         if per_run:

@@ -21,7 +21,7 @@ of ``--seeds`` (search seeds; default 0), run with ``search_outcome.run_search``
 random-policy runs are ``search_outcome.py``'s (made here when missing). A variant's tau is then
 given as its mean and range over the seeds, because one supernet's tau moves with its search seed.
 
-    python benchmarks/reward_fidelity.py [--quick] [--variants default no-warmup ...] [--seeds 0 1 2] [--runs DIR]
+    python benchmarks/reward_fidelity.py [--quick] [--variants default warmup-4 ...] [--seeds 0 1 2] [--runs DIR]
         [--run LABEL=DIR ...]
 
 ``--run`` adds finished searches made elsewhere, for example the supernet of
@@ -61,16 +61,14 @@ import search_outcome  # noqa: E402
 import standalone_table  # noqa: E402
 
 # Each a change to the embedded default search; "default" and "random" are search_outcome.py's runs.
-# The default had 4 fair warm-up rounds until this ablation chose 0: "warmup-4" and
-# "random-warmup-4" are those earlier default runs, and the variants measured against them pin
-# warmup_rounds to 4 so that their runs keep meaning what they measured. "no-warmup" states today's
-# default explicitly (its runs were made before the switch).
+# The default had 4 fair warm-up rounds until this ablation chose 0 (the "no-warmup" variant of then
+# is today's default): "warmup-4" and "random-warmup-4" are those earlier default runs, and the
+# variants measured against them pin warmup_rounds to 4 so that their runs keep meaning what they measured.
 VARIANTS: Dict[str, Dict[str, Any]] = {
     "default": {},
     "random": {"policy": "random"},
     "warmup-4": {"warmup_rounds": 4},
     "random-warmup-4": {"policy": "random", "warmup_rounds": 4},
-    "no-warmup": {"warmup_rounds": 0},
     "uniform-warmup": {"warmup_rounds": 4, "warmup_sampling": "uniform"},
     "own-images": {"evaluator": {"common_reward_images": False}},
     "excitation-per-squeeze": {"warmup_rounds": 4, "evaluator": {"excitation_per_squeeze": True}},

@@ -302,13 +302,15 @@ def test_finetune_summary_keeps_the_scratch_control_apart_and_skips_unfinished_r
                 for g, a in zip("abc", accuracies)]
 
     scores = pd.DataFrame(rows("/r0", 0, [0.3, 0.2, 0.1]) + rows("/r1", 0, [0.15, 0.3, 0.1]) + rows("/r0", 80, [0.3, 0.2, 0.1])
-                          + rows("scratch (initial weights of /r0)", 80, [0.1, 0.2, 0.3]) + rows("/r1", 80, [0.3, 0.2, 0.1])[:2])
+                          + rows("scratch (initial weights of /r0)", 80, [0.1, 0.2, 0.3]) + rows("/r1", 80, [0.3, 0.2, 0.1])[:2]
+                          + rows("scratch-5068642 (init seed 0)", 80, [0.3, 0.2, 0.1]))
     summary = {(row["start"], row["steps"]): row for row in finetune_fidelity.summarise(scores, truth)}
     # /r1 swaps a and b: tau 1/3; their mean (a 0.225, b 0.25, c 0.1) swaps them too
     assert summary[("search", 0)]["tau_mean"] == pytest.approx(2 / 3)
     assert summary[("search", 0)]["tau_of_mean_accuracy"] == pytest.approx(1 / 3)
     assert summary[("search", 80)]["tau_per_run"] == {"/r0": pytest.approx(1.0)}  # /r1 has 2 of 3 genotypes
     assert summary[("scratch", 80)]["tau_mean"] == pytest.approx(-1.0)
+    assert summary[("scratch-5068642", 80)]["tau_mean"] == pytest.approx(1.0)  # another draw order, apart
 
 
 def test_finetune_fidelity_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
