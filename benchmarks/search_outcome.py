@@ -12,6 +12,7 @@ stand-alone table's budget B (``standalone_table.py``) with 3 seeds and compares
     python benchmarks/search_outcome.py [--quick] [--seeds 3] [--policies rl random] [--runs DIR]
     python benchmarks/search_outcome.py --summary     # a partial result from what has finished
     python benchmarks/search_outcome.py --markdown    # the README's table of results/search_outcome.json
+    python benchmarks/search_outcome.py --markdown search_outcome_warmup4   # of the default with 4 warm-up rounds
 
 Every search keeps its run directory under ``--runs`` (default ``benchmarks/runs/search_outcome``),
 so an interrupted benchmark resumes: a finished search (its ``winner.json`` written) is not run
@@ -31,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from common import RESULTS, show_result, write_result  # first: Ray's loopback environment, the import path
+from common import RESULTS, fail, show_result, write_result  # first: Ray's loopback environment, the import path
 
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
@@ -184,11 +185,15 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--searches-only", action="store_true", help="run the searches, train no winner")
     parser.add_argument("--summary", action="store_true", help="train nothing: summarise the finished searches "
                         "and the stand-alone runs there are (an unfinished benchmark's partial result)")
-    parser.add_argument("--markdown", action="store_true", help="print the README's table of the result file, run nothing")
+    parser.add_argument("--markdown", nargs="?", const="", metavar="RESULT",
+                        help="print the README's table of the result file (or of results/RESULT.json), run nothing")
     args = parser.parse_args(argv)
     name = "search_outcome_quick" if args.quick else "search_outcome"
-    if args.markdown:
-        print(markdown(json.loads((RESULTS / f"{name}.json").read_text())))
+    if args.markdown is not None:
+        path = RESULTS / f"{args.markdown or name}.json"
+        if not path.is_file():
+            fail(f"--markdown {args.markdown}: no result file {path}")
+        print(markdown(json.loads(path.read_text())))
         return
     search_seeds, seeds = (1, 1) if args.quick else (args.seeds, args.standalone_seeds)
     runs_dir = args.runs / ("quick" if args.quick else "default")

@@ -339,3 +339,10 @@ def test_finetune_ground_truth_joins_tables_and_refuses_one_that_is_not_a_table(
             finetune_fidelity.ground_truth([path])
         assert stop.value.code == 2
         assert capsys.readouterr().err == f"error: --truth {path}: {message}\n"
+
+
+def test_search_outcome_markdown_names_a_missing_result_and_exits_2(capsys):
+    with pytest.raises(SystemExit) as stop:
+        search_outcome.main(["--markdown", "no-such-result"])
+    assert stop.value.code == 2
+    assert "--markdown no-such-result: no result file" in capsys.readouterr().err
