@@ -46,12 +46,11 @@ from tqdm import tqdm  # noqa: E402
 from evaluator.training import SharedTrainingConfig, make_optimizer, mean_reward, reward, train_steps  # noqa: E402
 from evaluator.worker import Evaluator  # noqa: E402
 from machine import describe_machine  # noqa: E402
-from reward_fidelity import evaluator_of, is_run  # noqa: E402
+from reward_fidelity import evaluator_of, is_run, variant_folder  # noqa: E402
 from searchspace import from_key  # noqa: E402
 import standalone_table  # noqa: E402
 
-WARMUP_4_RUNS = [Path(__file__).resolve().parent / "runs" / "reward_fidelity" / name
-                 for name in ("warmup-4", "warmup-4-seed1", "warmup-4-seed2")]
+WARMUP_4_RUNS = [variant_folder("warmup-4", seed) for seed in range(3)]
 
 
 def finetuned_accuracy(evaluator: Evaluator, key: str, steps: int, lr: float) -> float:

@@ -75,7 +75,11 @@ VARIANTS: Dict[str, Dict[str, Any]] = {
 }
 
 
-def variant_folder(name: str, seed: int, runs: Path, outcome_runs: Path) -> Path:
+RUNS = Path(__file__).resolve().parent / "runs" / "reward_fidelity"
+OUTCOME_RUNS = Path(__file__).resolve().parent / "runs" / "search_outcome" / "default"
+
+
+def variant_folder(name: str, seed: int, runs: Path = RUNS, outcome_runs: Path = OUTCOME_RUNS) -> Path:
     """Where the search of a variant at search seed ``seed`` lives."""
     if name in ("default", "random"):
         return outcome_runs / f"{'rl' if name == 'default' else 'random'}-seed{seed}"
@@ -222,9 +226,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--quick", action="store_true", help="the runs of search_outcome.py --quick")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="search seeds of every variant (default 0)")
-    parser.add_argument("--runs", type=Path, default=Path(__file__).resolve().parent / "runs" / "reward_fidelity")
+    parser.add_argument("--runs", type=Path, default=RUNS)
     parser.add_argument("--outcome-runs", type=Path,
-                        default=Path(__file__).resolve().parent / "runs" / "search_outcome" / "default")
+                        default=OUTCOME_RUNS)
     parser.add_argument("--run", action="append", default=[], metavar="LABEL=DIR",
                         help="also score this finished search run (e.g. supernet_landscape.py's --run)")
     parser.add_argument("--markdown", action="store_true", help="print the README's table of the result file, run nothing")
