@@ -10,6 +10,8 @@ stopped: run the same command again.
     python benchmarks/standalone_table.py --quick              # 4 genotypes x 2 seeds, 1 epoch of 1,000 images
     python benchmarks/standalone_table.py --gpus-per-trial 0.25 --epochs 30   # 4 trials share each GPU
     python benchmarks/standalone_table.py --summary            # only rewrite the JSON from the Parquet file
+    python benchmarks/standalone_table.py --epochs 12 --seeds 4 --only srm fca none random-08 \
+        --out benchmarks/results/standalone_pilot_12ep.parquet  # seed noise of a few genotypes at 2x budget
     python benchmarks/standalone_table.py --extend --landscape benchmarks/results/supernet_landscape.parquet \
         --genotypes 21                                          # + 12 genotypes at the landscape's quantiles
 
@@ -81,6 +83,15 @@ def train_one(name: str, genotype: str, seed: int, budget: Dict[str, Any], threa
     metrics = {k: v for k, v in result.metrics().items() if not k.startswith("latency")}
     return {**metrics, "name": name, "genotype": genotype, "train_accuracy": result.history[-1]["train_accuracy"],
             "train_loss": result.history[-1]["train_loss"], **budget_row(budget)}
+
+
+def only(picks: Sequence[Tuple[str, str]], names: Sequence[str]) -> List[Tuple[str, str]]:
+    """The planned genotypes called ``names`` (in the plan's order): a pilot on a few of them."""
+    unknown = sorted(set(names) - {name for name, _ in picks})
+    if unknown:
+        fail(f"--only: no planned genotype is called {', '.join(unknown)} "
+             f"(planned: {', '.join(name for name, _ in picks)})")
+    return [(name, key) for name, key in picks if name in names]
 
 
 def extended(picks: Sequence[Tuple[str, str]], table: pd.DataFrame) -> List[Tuple[str, str]]:
@@ -225,6 +236,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--out", type=Path, help="the Parquet file (default results/standalone_table[_quick].parquet)")
     parser.add_argument("--extend", action="store_true", help="keep the genotypes the table holds and add the "
                         "picks it lacks (with --landscape: its quantiles beside the uniform draw)")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="train only these of the planned genotypes "
+                        "(e.g. a pilot at another budget: srm none random-08)")
     parser.add_argument("--summary", action="store_true", help="only summarise the Parquet file")
     parser.add_argument("--markdown", action="store_true", help="also print the per-genotype table as Markdown")
     args = parser.parse_args(argv)
@@ -238,6 +251,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     picks = pick_genotypes(4 if args.quick else args.genotypes, args.pick_seed, args.landscape)
     if args.extend:
         picks = extended(picks, read_table(path, budget))
+    if args.only:
+        picks = only(picks, args.only)
     seeds = 2 if args.quick else args.seeds
     started = time.perf_counter()
     table = read_table(path, budget) if args.summary else run_table(picks, seeds, budget, path, args)

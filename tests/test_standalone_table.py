@@ -96,6 +96,20 @@ def test_a_table_of_another_budget_is_refused_and_one_of_the_same_is_resumed(tmp
     assert len(standalone_table.read_table(path, BUDGET)) == 1  # nothing lost
 
 
+def test_only_keeps_the_named_genotypes_in_the_plans_order_and_refuses_an_unknown_name(tmp_path, capsys):
+    picks = standalone_table.pick_genotypes(24, seed=0, landscape=None)
+    chosen = standalone_table.only(picks, ["random-08", "srm", "none"])
+    assert chosen == [p for p in picks if p[0] in ("none", "srm", "random-08")]  # the plan's order, not the caller's
+    assert [name for name, _ in chosen] == ["none", "srm", "random-08"]
+    out = tmp_path / "pilot.parquet"
+    with pytest.raises(SystemExit) as stop:
+        standalone_table.main(["--only", "srm", "sre", "--out", str(out)])
+    assert stop.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: --only: no planned genotype is called sre (planned: none, se,")
+    assert error.count("\n") == 1 and not out.exists()
+
+
 def test_a_missing_landscape_is_one_error_line_and_exit_code_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         standalone_table.main(["--landscape", str(tmp_path / "none.parquet"), "--out", str(tmp_path / "t.parquet")])
