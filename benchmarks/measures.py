@@ -43,43 +43,56 @@ def seed_tau(table: pd.DataFrame, value: str = "test_accuracy") -> Dict[str, obj
 
 
 def seed_noise(table: pd.DataFrame, value: str = "test_accuracy") -> Dict[str, object]:
-    """How far seed noise limits a table's ranking, in points of ``value`` (genotypes with 2+ seeds).
+    """How far seed noise limits a table's ranking, in points of ``value`` (genotypes measured at every seed).
 
-    Measured: the seed sd (root mean square over genotypes), the genotypes' sd with their means'
-    own noise taken out, and the tau of each seed against the mean of the other seeds. Modelled
-    (genotype and seed effects Gaussian and independent): the rank correlation rho between two
-    means of n seeds and the tau it implies, (2 / pi) arcsin(rho), for n = 1, 2, 3; and the seed
-    sd at which two single seeds would agree to tau 0.7 with these genotypes.
+    A seed fixes the weight init and the order of the training batches, and the batch order is
+    the same for every genotype, so part of a seed's effect shifts all genotypes alike. That shift
+    cannot reorder the genotypes of one seed; what can is the genotype x seed interaction, the
+    residual of a two-way (genotype + seed) fit. Measured: the seed sd of one genotype (root mean
+    square over genotypes), the common shift's sd, the interaction's sd, the genotypes' sd with
+    their means' own noise taken out, and the tau of each seed against the mean of the other seeds.
+    Modelled (genotype and interaction Gaussian and independent): the rank correlation rho between
+    two means of n seeds and the tau it implies, (2 / pi) arcsin(rho), for n = 1, 2, 3; and the
+    interaction sd at which two single seeds would agree to tau 0.7 with these genotypes.
     """
-    wide = 100 * table.pivot_table(index="genotype", columns="seed", values=value)
-    wide = wide[wide.count(axis=1) >= 2]
-    seeds = wide.count(axis=1).min()
-    seed_var = float(wide.var(axis=1).mean())
-    genotype_var = max(float(wide.mean(axis=1).var()) - seed_var / seeds, 0.0)
-    rest = [float(stats.kendalltau(wide[s], wide.drop(columns=s).mean(axis=1), nan_policy="omit").statistic)
-            for s in wide.columns]
-    rho = {n: genotype_var / (genotype_var + seed_var / n) for n in (1, 2, 3)}
+    wide = (100 * table.pivot_table(index="genotype", columns="seed", values=value)).dropna()
+    genotypes, seeds = wide.shape
+    if genotypes < 2 or seeds < 2:
+        return {"genotypes": genotypes, "seeds": seeds}  # nothing to split yet (a table just begun)
+    residual = wide.sub(wide.mean(axis=1), axis=0).sub(wide.mean(axis=0) - wide.values.mean(), axis=1)
+    interaction_var = float((residual ** 2).values.sum()) / ((genotypes - 1) * (seeds - 1))
+    genotype_var = max(float(wide.mean(axis=1).var()) - interaction_var / seeds, 0.0)
+    shift_var = max(float(wide.mean(axis=0).var()) - interaction_var / genotypes, 0.0)
+    rest = [float(stats.kendalltau(wide[s], wide.drop(columns=s).mean(axis=1)).statistic) for s in wide.columns]
+    rho = {n: genotype_var / (genotype_var + interaction_var / n) for n in (1, 2, 3)}
     needed_rho = math.sin(0.7 * math.pi / 2)
-    return {"seed_sd": seed_var ** 0.5, "genotype_sd": genotype_var ** 0.5,
+    return {"genotypes": genotypes, "seeds": seeds,
+            "seed_sd": float(wide.var(axis=1).mean()) ** 0.5, "seed_shift_sd": shift_var ** 0.5,
+            "interaction_sd": interaction_var ** 0.5, "genotype_sd": genotype_var ** 0.5,
             "one_seed_vs_mean_of_the_others_tau": {"mean": statistics.mean(rest), "per_seed": rest},
             "model": {"rho": rho, "tau": {n: 2 / math.pi * math.asin(r) for n, r in rho.items()},
-                      "seed_sd_for_single_seed_tau_0.7": (genotype_var * (1 / needed_rho - 1)) ** 0.5}}
+                      "interaction_sd_for_single_seed_tau_0.7": (genotype_var * (1 / needed_rho - 1)) ** 0.5}}
 
 
 def evaluation_noise(table: pd.DataFrame) -> Dict[str, float]:
-    """How much of a run's seed noise is the evaluation set's, from its validation and test accuracy.
+    """How much of the genotype x seed noise is the evaluation set's, from each run's validation and test accuracy.
 
-    Each run's deviation from its genotype's mean is measured on two independent image sets; the
-    part both see is the trained network's own (its seed), the rest is which images happened to be
-    drawn. With two sets of one size, their correlation over runs is the network's share of the seed
-    variance, so a test set k times larger would leave a seed sd of sd * sqrt(c + (1 - c) / k). Points of accuracy.
+    Each run's interaction residual (``seed_noise``'s two-way fit) is measured on two independent
+    image sets; the part both see is the trained network's own, the rest is which images happened
+    to be drawn. With two sets of one size, their correlation over runs is the network's share of
+    the interaction variance, so a test set k times larger would leave an interaction sd of
+    sd * sqrt(c + (1 - c) / k). Points of accuracy; genotypes measured at every seed.
     """
-    both = table.dropna(subset=["val_accuracy", "test_accuracy"])
-    both = both[both.groupby("genotype")["seed"].transform("count") >= 2]
-    residual = {v: 100 * (both[v] - both.groupby("genotype")[v].transform("mean")) for v in ("val_accuracy", "test_accuracy")}
-    shared = float(residual["val_accuracy"].corr(residual["test_accuracy"]))
-    seed_sd = seed_noise(both)["seed_sd"]
+    residual = {}
+    for value in ("val_accuracy", "test_accuracy"):
+        wide = (100 * table.pivot_table(index="genotype", columns="seed", values=value)).dropna()
+        residual[value] = wide.sub(wide.mean(axis=1), axis=0).sub(wide.mean(axis=0) - wide.values.mean(), axis=1)
+    val, test = residual["val_accuracy"].align(residual["test_accuracy"], join="inner")
+    if min(val.shape) < 2:
+        return {}  # nothing to split yet (a table just begun)
+    shared = float(pd.Series(val.values.ravel()).corr(pd.Series(test.values.ravel())))  # NaN, not a warning, when constant
+    interaction_sd = seed_noise(table)["interaction_sd"]
     return {"val_test_residual_correlation": shared,
-            "evaluation_share_of_seed_variance": 1 - shared,
-            "seed_sd": seed_sd,
-            "seed_sd_with_10x_test_images": seed_sd * (shared + (1 - shared) / 10) ** 0.5}
+            "evaluation_share_of_interaction_variance": 1 - shared,
+            "interaction_sd": interaction_sd,
+            "interaction_sd_with_10x_test_images": interaction_sd * (shared + (1 - shared) / 10) ** 0.5}

@@ -238,31 +238,54 @@ def test_gate_activity_refuses_a_missing_run_and_an_unknown_module(tmp_path, cap
 def test_evaluation_noise_separates_the_network_from_the_images(measures):
     import pandas as pd
 
-    # per seed, in points, orthogonal and zero-mean: the network (both sets see it) and each set's images
-    network, val_images, test_images = [1, -1, 1, -1, 0], [1, 1, -1, -1, 0], [1, -1, -1, 1, 0]
-    table = pd.DataFrame([{"genotype": g, "seed": s, "val_accuracy": (70 + i + network[s] + val_images[s]) / 100,
-                           "test_accuracy": (70 + i + network[s] + test_images[s]) / 100}
-                          for i, g in enumerate("abc") for s in range(5)])
+    # per seed, in points, orthogonal and zero-mean (Hadamard rows): the network (both sets see it) and
+    # each set's images, with opposite signs for the two genotypes, plus a shift every genotype shares
+    network, val_images, test_images = [1, -1, 1, -1], [1, 1, -1, -1], [1, -1, -1, 1]
+    shift = [3, 0, -1, 0]
+    table = pd.DataFrame([{"genotype": g, "seed": s,
+                           "val_accuracy": (70 + 5 * i + shift[s] + sign * (network[s] + val_images[s])) / 100,
+                           "test_accuracy": (70 + 5 * i + shift[s] + sign * (network[s] + test_images[s])) / 100}
+                          for i, (g, sign) in enumerate([("a", 1), ("b", -1)]) for s in range(4)])
     noise = measures.evaluation_noise(table)
-    assert noise["val_test_residual_correlation"] == pytest.approx(0.5)  # the network's half of the variance
-    assert noise["seed_sd"] == pytest.approx(2 ** 0.5)
-    assert noise["seed_sd_with_10x_test_images"] == pytest.approx((2 * (0.5 + 0.5 / 10)) ** 0.5)
+    assert noise["val_test_residual_correlation"] == pytest.approx(0.5)  # the network's half; the shift left out
+    variance = 16 / 3  # residuals +-2 in 4 of the 8 cells, (2 - 1) x (4 - 1) degrees of freedom
+    assert noise["interaction_sd"] == pytest.approx(variance ** 0.5)
+    assert noise["interaction_sd_with_10x_test_images"] == pytest.approx((variance * (0.5 + 0.5 / 10)) ** 0.5)
+    assert measures.evaluation_noise(table[table["genotype"] == "a"]) == {}  # one genotype: nothing to split
 
 
-def test_seed_noise_of_a_table_with_known_spreads(measures):
+def test_a_shift_every_genotype_shares_is_not_ranking_noise(measures):
     import pandas as pd
 
-    offsets = [-0.01, 0.0, 0.01]  # every genotype: seed sd exactly 1 point
+    offsets = [-0.01, 0.0, 0.01]  # every genotype moves alike with the seed: sd exactly 1 point
     table = pd.DataFrame([{"genotype": g, "seed": s, "test_accuracy": 0.70 + 0.02 * i + offsets[s]}
                           for i, g in enumerate("abcd") for s in range(3)])
     noise = measures.seed_noise(table)
-    assert noise["seed_sd"] == pytest.approx(1.0)
-    # the means 70, 72, 74, 76 have variance 6.667, less the means' own 1/3
-    assert noise["genotype_sd"] == pytest.approx((20 / 3 - 1 / 3) ** 0.5)
-    assert noise["one_seed_vs_mean_of_the_others_tau"]["mean"] == pytest.approx(1.0)  # no crossing
+    assert noise["seed_sd"] == pytest.approx(1.0) and noise["seed_shift_sd"] == pytest.approx(1.0)
+    assert noise["interaction_sd"] == pytest.approx(0.0, abs=1e-9)
+    assert noise["genotype_sd"] == pytest.approx((20 / 3) ** 0.5)  # the means 70, 72, 74, 76
+    assert noise["model"]["rho"][1] == pytest.approx(1.0) and noise["model"]["tau"][1] == pytest.approx(1.0)
+    assert measures.seed_tau(table)["mean"] == pytest.approx(1.0)  # what the model now says
+
+
+def test_seed_noise_of_a_table_with_a_known_interaction(measures):
+    import pandas as pd
+
+    crossing = [[1, -1, 0], [-1, 1, 0], [1, -1, 0], [-1, 1, 0]]  # genotype x seed, zero row and column means
+    table = pd.DataFrame([{"genotype": g, "seed": s, "test_accuracy": (70 + 2 * i + [2, 0, 0][s] + crossing[i][s]) / 100}
+                          for i, g in enumerate("abcd") for s in range(3)])
+    noise = measures.seed_noise(table)
+    interaction = 8 / 6  # eight residuals of +-1, (4 - 1) x (3 - 1) degrees of freedom
+    assert noise["interaction_sd"] == pytest.approx(interaction ** 0.5)
+    genotype = 20 / 3 - interaction / 3  # the means 70, 72, 74, 76 (plus the shift), less their own noise
+    assert noise["genotype_sd"] == pytest.approx(genotype ** 0.5)
+    assert noise["seed_shift_sd"] == pytest.approx((4 / 3 - interaction / 4) ** 0.5)  # seed means 2, 0, 0 apart
     rho = noise["model"]["rho"][1]
-    assert rho == pytest.approx(6.333 / 7.333, abs=1e-3)
+    assert rho == pytest.approx(genotype / (genotype + interaction))
     assert noise["model"]["tau"][1] == pytest.approx(2 / math.pi * math.asin(rho))
+    needed = math.sin(0.7 * math.pi / 2)
+    assert noise["model"]["interaction_sd_for_single_seed_tau_0.7"] == pytest.approx((genotype * (1 / needed - 1)) ** 0.5)
+    assert measures.seed_noise(table[table["seed"] == 0]) == {"genotypes": 4, "seeds": 1}
 
 
 def test_finetuning_a_candidate_puts_the_shared_weights_back(tmp_path):
