@@ -11,7 +11,9 @@ stopped: run the same command again.
     python benchmarks/standalone_table.py --gpus-per-trial 0.25 --epochs 30   # 4 trials share each GPU
     python benchmarks/standalone_table.py --summary            # only rewrite the JSON from the Parquet file
     python benchmarks/standalone_table.py --epochs 12 --seeds 4 --only srm fca none random-08 \
-        --out benchmarks/results/standalone_pilot_12ep.parquet  # seed noise of a few genotypes at 2x budget
+        --out /tmp/pilot.parquet                               # a few of the genotypes at another budget
+    python benchmarks/standalone_table.py --summary --epochs 12 --out benchmarks/results/standalone_table_12ep.parquet \
+        --against benchmarks/results/standalone_table.parquet  # beside budget B, on the runs both hold
     python benchmarks/standalone_table.py --extend --landscape benchmarks/results/supernet_landscape.parquet \
         --genotypes 21                                          # + 12 genotypes at the landscape's quantiles
 
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import pandas as pd
+from scipy import stats
 from tqdm import tqdm
 
 from common import RESULTS, fail, write_result  # first: sets Ray's loopback environment and the import path
@@ -44,6 +47,7 @@ from measures import difference, evaluation_noise, seed_noise, seed_tau
 # decay: what 2 CPU cores afford for 72 runs, measured at 3 to 6 minutes a run.
 DATASET, EPOCHS, BATCH_SIZE, LR = "styled-glyphs", 6, 64, 0.05
 QUICK_DATA = {"train_size": 1000, "val_size": 200, "test_size": 200}
+BUDGET_COLUMNS = ("arch", "epochs", "batch_size", "lr", "dataset", "dataset_options")
 
 
 def pick_genotypes(count: int, seed: int, landscape: Optional[Path]) -> List[Tuple[str, str]]:
@@ -107,7 +111,7 @@ def extended(picks: Sequence[Tuple[str, str]], table: pd.DataFrame) -> List[Tupl
 
 def budget_row(budget: Dict[str, Any]) -> Dict[str, Any]:
     """The budget as flat columns (dataset options as sorted JSON), the same in every row of one table."""
-    return {**{k: budget[k] for k in ("arch", "epochs", "batch_size", "lr", "dataset")},
+    return {**{k: budget[k] for k in BUDGET_COLUMNS if k != "dataset_options"},
             "dataset_options": json.dumps(budget["dataset_options"], sort_keys=True)}
 
 
@@ -174,6 +178,28 @@ def summarise(table: pd.DataFrame, planned_runs: Optional[int] = None) -> Dict[s
     }
 
 
+def against(table: pd.DataFrame, other: pd.DataFrame) -> Dict[str, Any]:
+    """This table beside another budget's, on the (genotype, seed) runs both hold, in points of test accuracy.
+
+    Each side's noise and seed-against-seed tau on those runs, how far each genotype's mean moved,
+    and the tau between the two budgets' means: whether the other budget resolves the same
+    genotypes better, and whether it ranks them alike.
+    """
+    keys = ["genotype", "seed"]
+    shared = table[keys].merge(other[keys], on=keys)
+    sides = {"this": table.merge(shared, on=keys), "other": other.merge(shared, on=keys)}
+    means = {side: 100 * runs.groupby("name")["test_accuracy"].mean() for side, runs in sides.items()}
+    change = (means["this"] - means["other"]).sort_values(ascending=False)
+    budget = json.loads(other[list(BUDGET_COLUMNS)].iloc[:1].to_json(orient="records"))  # plain JSON types
+    return {"other_budget": budget[0] if budget else {},
+            "runs": len(shared), "genotypes": int(shared["genotype"].nunique()),
+            "seed_noise_points": {side: seed_noise(runs) for side, runs in sides.items()},
+            "seed_tau": {side: seed_tau(runs) for side, runs in sides.items()},
+            "mean_change_points": {name: float(v) for name, v in change.items()},
+            "tau_between_budgets": float(stats.kendalltau(means["this"], means["other"].reindex(means["this"].index)).statistic)
+            if len(change) >= 3 else None}
+
+
 def markdown(summary: Dict[str, Any]) -> str:
     """The per-genotype table as Markdown, best first: what the README shows."""
     lines = ["| rank | name | genotype | test accuracy % (mean ± sd) | seeds | params | MMACs |",
@@ -238,6 +264,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                         "picks it lacks (with --landscape: its quantiles beside the uniform draw)")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="train only these of the planned genotypes "
                         "(e.g. a pilot at another budget: srm none random-08)")
+    parser.add_argument("--against", type=Path, metavar="PARQUET", help="also compare with another budget's table "
+                        "on the runs both hold (noise, spread, each genotype's change)")
     parser.add_argument("--summary", action="store_true", help="only summarise the Parquet file")
     parser.add_argument("--markdown", action="store_true", help="also print the per-genotype table as Markdown")
     args = parser.parse_args(argv)
@@ -248,6 +276,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
               "lr": args.lr, "dataset": args.dataset, "dataset_options": options}
     if args.landscape is not None and not args.landscape.exists():
         fail(f"{args.landscape}: no such landscape file")
+    if args.against is not None and not args.against.exists():
+        fail(f"--against {args.against}: no such table")
     picks = pick_genotypes(4 if args.quick else args.genotypes, args.pick_seed, args.landscape)
     if args.extend:
         picks = extended(picks, read_table(path, budget))
@@ -263,6 +293,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                 "seconds_this_invocation": time.perf_counter() - started,
                 "run_seconds_total": float(table["wall_time_s"].sum()), "planned_runs": len(picks) * seeds,
                 **summarise(table, len(picks) * seeds)}
+    if args.against is not None:
+        document["against"] = {"table": str(args.against), **against(table, pd.read_parquet(args.against))}
     write_result(path.with_suffix(".json"), document)
     print(json.dumps({k: document[k] for k in ("runs", "seed_tau", "none_test_accuracy", "best_known", "targets")},
                      indent=2, default=float))

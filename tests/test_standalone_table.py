@@ -1,6 +1,7 @@
 """The stand-alone table's own logic: which genotypes it trains, its resume rule, and its summary arithmetic."""
 from __future__ import annotations
 
+import json
 import math
 import sys
 from pathlib import Path
@@ -94,6 +95,32 @@ def test_a_table_of_another_budget_is_refused_and_one_of_the_same_is_resumed(tmp
         standalone_table.read_table(path, {**BUDGET, "epochs": 7})
     assert stop.value.code == 2 and "epochs=['6'], not 7" in capsys.readouterr().err
     assert len(standalone_table.read_table(path, BUDGET)) == 1  # nothing lost
+
+
+def test_a_table_beside_another_budget_compares_only_the_runs_both_hold(tmp_path, capsys):
+    names, crossing = ["none", "se", "srm", "ge"], [[1, -1, 0], [-1, 1, 0], [1, -1, 0], [-1, 1, 0]]
+    shorter = pd.DataFrame([row(n, s, (70 + 2 * i + crossing[i][s]) / 100, BUDGET)
+                            for i, n in enumerate(names) for s in range(3)])
+    longer_budget = {**BUDGET, "epochs": 12}
+    longer = pd.DataFrame([row(n, s, (72 + 3 * i) / 100, longer_budget)  # no noise, spread 1.5x, +2 points
+                           for i, n in enumerate(names) for s in range(3)] + [row("cbam", 0, 0.9, longer_budget)])
+    result = standalone_table.against(longer, shorter)
+    assert result["runs"] == 12 and result["genotypes"] == 4  # cbam: the shorter table has no run of it
+    assert result["other_budget"]["epochs"] == 6 and result["other_budget"]["dataset_options"] == "{}"
+    assert result["mean_change_points"] == pytest.approx({"none": 2.0, "se": 3.0, "srm": 4.0, "ge": 5.0})
+    assert result["seed_noise_points"]["this"]["interaction_sd"] == pytest.approx(0.0, abs=1e-9)
+    assert result["seed_noise_points"]["other"]["interaction_sd"] == pytest.approx((8 / 6) ** 0.5)
+    assert result["seed_tau"]["this"]["mean"] == pytest.approx(1.0) and result["tau_between_budgets"] == pytest.approx(1.0)
+
+    path, other = tmp_path / "long.parquet", tmp_path / "short.parquet"
+    standalone_table.write_table(longer, path)
+    with pytest.raises(SystemExit) as stop:
+        standalone_table.main(["--summary", "--epochs", "12", "--out", str(path), "--against", str(other)])
+    assert stop.value.code == 2 and capsys.readouterr().err == f"error: --against {other}: no such table\n"
+    standalone_table.write_table(shorter, other)
+    standalone_table.main(["--summary", "--epochs", "12", "--out", str(path), "--against", str(other)])
+    written = json.loads(path.with_suffix(".json").read_text())
+    assert written["against"]["table"] == str(other) and written["against"]["runs"] == 12
 
 
 def test_only_keeps_the_named_genotypes_in_the_plans_order_and_refuses_an_unknown_name(tmp_path, capsys):
