@@ -4,7 +4,7 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import pandas as pd
 from scipy import stats
@@ -42,6 +42,16 @@ def seed_tau(table: pd.DataFrame, value: str = "test_accuracy") -> Dict[str, obj
     return {"mean": mean, "pairs": pairs}
 
 
+def interaction(table: pd.DataFrame, value: str) -> Tuple[pd.DataFrame, pd.DataFrame]:
+    """``value`` in points as (genotype x seed), genotypes measured at every seed, and its two-way residual.
+
+    The residual is what is left after each genotype's mean and each seed's shift: the genotype x
+    seed interaction.
+    """
+    wide = (100 * table.pivot_table(index="genotype", columns="seed", values=value)).dropna()
+    return wide, wide.sub(wide.mean(axis=1), axis=0).sub(wide.mean(axis=0) - wide.values.mean(), axis=1)
+
+
 def seed_noise(table: pd.DataFrame, value: str = "test_accuracy") -> Dict[str, object]:
     """How far seed noise limits a table's ranking, in points of ``value`` (genotypes measured at every seed).
 
@@ -55,11 +65,10 @@ def seed_noise(table: pd.DataFrame, value: str = "test_accuracy") -> Dict[str, o
     two means of n seeds and the tau it implies, (2 / pi) arcsin(rho), for n = 1, 2, 3; and the
     interaction sd at which two single seeds would agree to tau 0.7 with these genotypes.
     """
-    wide = (100 * table.pivot_table(index="genotype", columns="seed", values=value)).dropna()
+    wide, residual = interaction(table, value)
     genotypes, seeds = wide.shape
     if genotypes < 2 or seeds < 2:
         return {"genotypes": genotypes, "seeds": seeds}  # nothing to split yet (a table just begun)
-    residual = wide.sub(wide.mean(axis=1), axis=0).sub(wide.mean(axis=0) - wide.values.mean(), axis=1)
     interaction_var = float((residual ** 2).values.sum()) / ((genotypes - 1) * (seeds - 1))
     genotype_var = max(float(wide.mean(axis=1).var()) - interaction_var / seeds, 0.0)
     shift_var = max(float(wide.mean(axis=0).var()) - interaction_var / genotypes, 0.0)
@@ -83,11 +92,7 @@ def evaluation_noise(table: pd.DataFrame) -> Dict[str, float]:
     the interaction variance, so a test set k times larger would leave an interaction sd of
     sd * sqrt(c + (1 - c) / k). Points of accuracy; genotypes measured at every seed.
     """
-    residual = {}
-    for value in ("val_accuracy", "test_accuracy"):
-        wide = (100 * table.pivot_table(index="genotype", columns="seed", values=value)).dropna()
-        residual[value] = wide.sub(wide.mean(axis=1), axis=0).sub(wide.mean(axis=0) - wide.values.mean(), axis=1)
-    val, test = residual["val_accuracy"].align(residual["test_accuracy"], join="inner")
+    val, test = interaction(table, "val_accuracy")[1].align(interaction(table, "test_accuracy")[1], join="inner")
     if min(val.shape) < 2:
         return {}  # nothing to split yet (a table just begun)
     shared = float(pd.Series(val.values.ravel()).corr(pd.Series(test.values.ravel())))  # NaN, not a warning, when constant

@@ -227,8 +227,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="search seeds of every variant (default 0)")
     parser.add_argument("--runs", type=Path, default=RUNS)
-    parser.add_argument("--outcome-runs", type=Path,
-                        default=OUTCOME_RUNS)
+    parser.add_argument("--outcome-runs", type=Path, default=OUTCOME_RUNS)
     parser.add_argument("--run", action="append", default=[], metavar="LABEL=DIR",
                         help="also score this finished search run (e.g. supernet_landscape.py's --run)")
     parser.add_argument("--markdown", action="store_true", help="print the README's table of the result file, run nothing")
