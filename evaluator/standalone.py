@@ -15,9 +15,11 @@ as in the usual ResNet figures), halved from its FLOPs.
 from __future__ import annotations
 
 import math
+import os
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 import torch
@@ -28,7 +30,7 @@ from tqdm import tqdm
 
 from evaluator.data import DEFAULT_DATASET, DatasetSplits, load_dataset
 from evaluator.models import AttentionSpec, build_model, count_parameters
-from searchspace import GATE_BIAS, resolve
+from searchspace import GATE_BIAS, KNOWN, resolve
 
 Device = Union[str, torch.device, None]
 Report = Callable[[Dict[str, Any]], None]
@@ -233,12 +235,14 @@ def load_config_dataset(config: StandaloneConfig) -> DatasetSplits:
 
 def train_standalone(config: StandaloneConfig, attention: AttentionSpec, *, device: Device = None,
                      progress: bool = False, report: Optional[Report] = None,
-                     data: Optional[DatasetSplits] = None) -> StandaloneResult:
+                     data: Optional[DatasetSplits] = None,
+                     weights: Union[str, Path, None] = None) -> StandaloneResult:
     """Train the network of ``attention`` (anything ``build_model`` accepts) from scratch and measure it.
 
     ``data`` reuses splits already loaded (else they are loaded from the config); ``report`` is called
     after every epoch with that epoch's history dict (a Ray Tune trainable passes ``tune.report``).
-    torch's thread count is left as the caller set it.
+    ``weights`` is a file to keep the trained network in (see :func:`save_network`), so that it can
+    be scored again later without training. torch's thread count is left as the caller set it.
     """
     started = time.perf_counter()
     names = attention_names(attention)
@@ -250,18 +254,55 @@ def train_standalone(config: StandaloneConfig, attention: AttentionSpec, *, devi
                          drop_last=len(data.train) > config.batch_size)
 
     def score(split: str) -> Dict[str, float]:
-        return evaluate(model, data.batches(split, config.eval_batch_size, device=device, memory_format=memory_format))
+        return score_split(model, data, split, config, device)
 
     history, status = run_epochs(model, train, score, config, progress, report)
     val = score("val") if history[-1]["val_accuracy"] is None else \
         {"accuracy": history[-1]["val_accuracy"], "loss": history[-1]["val_loss"]}
     test = score("test")
+    if weights is not None:
+        save_network(weights, model, names, config)
     cost = measure_cost(model, data, device, memory_format, config.latency_repeats)
     return StandaloneResult(
         **names, arch=config.arch, seed=config.seed, status=status, test_accuracy=test["accuracy"],
         test_loss=test["loss"], val_accuracy=val["accuracy"], val_loss=val["loss"], **cost,
         seconds_per_epoch=statistics.mean(h["seconds"] for h in history),
         wall_time_s=time.perf_counter() - started, device=str(device), history=history, config=asdict(config))
+
+
+def score_split(model: nn.Module, data: DatasetSplits, split: str, config: StandaloneConfig,
+                device: Device = "cpu") -> Dict[str, float]:
+    """Accuracy and loss of ``model`` on one split, batched as ``config`` says: how a run scores its
+    network at the end, and how a kept network is scored again, to the same bits."""
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    return evaluate(model, data.batches(split, config.eval_batch_size, device=torch.device(device),
+                                        memory_format=memory_format))
+
+
+def save_network(path: Union[str, Path], model: nn.Module, names: Dict[str, str], config: StandaloneConfig) -> None:
+    """``{"attention", "genotype", "config", "state_dict"}`` to ``path`` (``names`` as :func:`attention_names`
+    gives them; CPU tensors that ``torch.load(weights_only=True)`` reads), written beside and renamed so
+    that a killed run never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    temporary = path.with_name(path.name + ".tmp")
+    torch.save({**names, "config": asdict(config), "state_dict": state}, temporary)
+    os.replace(temporary, path)
+
+
+def load_network(path: Union[str, Path], num_classes: int,
+                 device: Device = "cpu") -> Tuple[nn.Module, StandaloneConfig]:
+    """The network :func:`save_network` kept, rebuilt and loaded (eval mode, in the config's memory
+    format), and the config it was trained with."""
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    config = StandaloneConfig(**saved["config"])
+    # a known module by its name, which carries its published combine rule (BAM: parallel); else the key
+    attention = saved["attention"] if saved["attention"] in KNOWN else saved["genotype"]
+    model = seeded_model(config, attention, num_classes)
+    model.load_state_dict(saved["state_dict"])
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    return model.to(device, memory_format=memory_format).eval(), config
 
 
 def run_epochs(model: nn.Module, train: Iterable, score: Callable[[str], Dict[str, float]],

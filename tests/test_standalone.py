@@ -1,12 +1,14 @@
 """Stand-alone training of evaluator.standalone: the figures stage 2 and the benchmarks rely on."""
 import math
+from dataclasses import asdict
 
 import pytest
 import torch
 
 from evaluator.data import load_dataset
 from evaluator.models import build_model, count_parameters
-from evaluator.standalone import StandaloneConfig, count_macs, lr_factor, train_standalone
+from evaluator.standalone import (StandaloneConfig, count_macs, load_network, lr_factor, score_split,
+                                 train_standalone)
 
 TINY = dict(train_size=256, val_size=64, test_size=64)
 RESNET20_MACS = 40_551_040  # convolutions and the classifier at 32x32, counted by FlopCounterMode
@@ -48,6 +50,18 @@ def test_same_seed_repeats_exactly_and_another_seed_differs(tiny):
     assert (first.test_accuracy, first.test_loss) == (again.test_accuracy, again.test_loss)
     assert [h["train_loss"] for h in first.history] == [h["train_loss"] for h in again.history]
     assert [h["train_loss"] for h in first.history] != [h["train_loss"] for h in other.history]
+
+
+@pytest.mark.parametrize("attention", ["bam", "softpool|glu|mean_std|strip"])
+def test_a_kept_network_scores_as_it_did_after_training(tiny, tmp_path, attention):
+    path = tmp_path / "kept" / "run.pt"
+    result = train_standalone(quick_config(seed=2), attention, device="cpu", data=tiny, weights=path)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["run.pt"]  # written beside, renamed: no .tmp left
+    model, config = load_network(path, tiny.num_classes)
+    assert asdict(config) == result.config and not model.training
+    scored = score_split(model, tiny, "test", config)
+    # bam is rebuilt by its name, with its parallel rule: rebuilt by its key it would score otherwise
+    assert (scored["accuracy"], scored["loss"]) == (result.test_accuracy, result.test_loss)
 
 
 def test_caller_threads_and_random_state_are_left_alone(tiny):
