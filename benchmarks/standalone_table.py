@@ -14,6 +14,11 @@ stopped: run the same command again.
         --out /tmp/pilot.parquet                               # a few of the genotypes at another budget
     python benchmarks/standalone_table.py --summary --epochs 12 --out benchmarks/results/standalone_table_12ep.parquet \
         --against benchmarks/results/standalone_table.parquet  # beside budget B, on the runs both hold
+    python benchmarks/standalone_table.py --epochs 12 --weights benchmarks/runs/standalone_12ep \
+        --out benchmarks/results/standalone_table_12ep.parquet  # keeps each run's network (DIR/NAME-seedK.pt)
+    python benchmarks/standalone_table.py --epochs 12 --weights benchmarks/runs/standalone_12ep \
+        --rescore benchmarks/results/standalone_table_12ep.parquet --dataset-options '{"test_size": 50000}' \
+        --out /tmp/rescored.parquet                            # those networks on a larger test split, no training
     python benchmarks/standalone_table.py --extend --landscape benchmarks/results/supernet_landscape.parquet \
         --genotypes 21                                          # + 12 genotypes at the landscape's quantiles
 
@@ -38,7 +43,7 @@ from tqdm import tqdm
 from common import RESULTS, fail, write_result  # first: sets Ray's loopback environment and the import path
 import ray  # noqa: E402
 from evaluator.data import load_dataset
-from evaluator.standalone import StandaloneConfig, train_standalone
+from evaluator.standalone import StandaloneConfig, load_network, score_split, train_standalone
 from machine import describe_machine
 from searchspace import KNOWN, all_genotypes
 from measures import difference, evaluation_noise, seed_noise, seed_tau
@@ -48,6 +53,7 @@ from measures import difference, evaluation_noise, seed_noise, seed_tau
 DATASET, EPOCHS, BATCH_SIZE, LR = "styled-glyphs", 6, 64, 0.05
 QUICK_DATA = {"train_size": 1000, "val_size": 200, "test_size": 200}
 BUDGET_COLUMNS = ("arch", "epochs", "batch_size", "lr", "dataset", "dataset_options")
+TABLE_COLUMNS = ("name", "genotype", "seed", "test_accuracy", "val_accuracy") + BUDGET_COLUMNS
 
 
 def pick_genotypes(count: int, seed: int, landscape: Optional[Path]) -> List[Tuple[str, str]]:
@@ -74,8 +80,8 @@ def pick_genotypes(count: int, seed: int, landscape: Optional[Path]) -> List[Tup
 
 @ray.remote(max_retries=2)
 def train_one(name: str, genotype: str, seed: int, budget: Dict[str, Any], threads: int,
-              device: str) -> Dict[str, Any]:
-    """One stand-alone run in a Ray worker: its row of the table."""
+              device: str, weights: Optional[str] = None) -> Dict[str, Any]:
+    """One stand-alone run in a Ray worker: its row of the table (and the trained network in ``weights``)."""
     import torch
 
     torch.set_num_threads(threads)
@@ -83,10 +89,29 @@ def train_one(name: str, genotype: str, seed: int, budget: Dict[str, Any], threa
     config = StandaloneConfig(arch=budget["arch"], epochs=budget["epochs"], batch_size=budget["batch_size"],
                               lr=budget["lr"], seed=seed, dataset=budget["dataset"],
                               dataset_options=budget["dataset_options"], latency_repeats=2, val_every_epoch=False)
-    result = train_standalone(config, genotype, device=device, data=data)
+    result = train_standalone(config, genotype, device=device, data=data, weights=weights)
     metrics = {k: v for k, v in result.metrics().items() if not k.startswith("latency")}
     return {**metrics, "name": name, "genotype": genotype, "train_accuracy": result.history[-1]["train_accuracy"],
             "train_loss": result.history[-1]["train_loss"], **budget_row(budget)}
+
+
+@ray.remote(max_retries=2)
+def score_one(row: Dict[str, Any], budget: Dict[str, Any], threads: int, device: str, weights: str) -> Dict[str, Any]:
+    """A kept network scored in a Ray worker on this budget's splits: ``row`` with its test figures
+    (and validation accuracy, to check the network against its run) replaced, under this budget."""
+    import torch
+
+    torch.set_num_threads(threads)
+    data = load_dataset(budget["dataset"], seed=0, **budget["dataset_options"])
+    model, config = load_network(weights, data.num_classes, device)
+    val, test = (score_split(model, data, split, config, device) for split in ("val", "test"))
+    return {**row, "val_accuracy": val["accuracy"], "test_accuracy": test["accuracy"], "test_loss": test["loss"],
+            **budget_row(budget)}
+
+
+def weights_file(directory: Path, name: str, seed: int) -> Path:
+    """Where ``--weights DIR`` keeps the network of one run."""
+    return directory / f"{name}-seed{seed}.pt"
 
 
 def only(picks: Sequence[Tuple[str, str]], names: Sequence[str]) -> List[Tuple[str, str]]:
@@ -115,11 +140,25 @@ def budget_row(budget: Dict[str, Any]) -> Dict[str, Any]:
             "dataset_options": json.dumps(budget["dataset_options"], sort_keys=True)}
 
 
+def load_table(path: Path, flag: str) -> pd.DataFrame:
+    """The stand-alone table at ``path`` (any budget); exit 2 when it is missing or is not one."""
+    if not path.is_file():
+        fail(f"{flag} {path}: no such table")
+    try:
+        table = pd.read_parquet(path)
+    except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
+        fail(f"{flag} {path}: not a Parquet file ({str(error).splitlines()[0]})")
+    missing = [column for column in TABLE_COLUMNS if column not in table.columns]
+    if missing:
+        fail(f"{flag} {path}: not a stand-alone table (no column {', '.join(missing)})")
+    return table
+
+
 def read_table(path: Path, budget: Dict[str, Any]) -> pd.DataFrame:
     """The rows already measured at this budget; a table of another budget is refused (pass another --out)."""
     if not path.exists():
         return pd.DataFrame()
-    table = pd.read_parquet(path)
+    table = load_table(path, "--out")
     expected = budget_row(budget)
     for column, value in expected.items():
         found = set(table[column].unique())
@@ -225,21 +264,81 @@ def run_table(picks: Sequence[Tuple[str, str]], seeds: int, budget: Dict[str, An
     todo = [(name, key, seed) for name, key, seed in order if (key, seed) not in done]
     if not todo:
         return table
-    load_dataset(budget["dataset"], seed=0, **budget["dataset_options"])  # generate once, before the workers read it
+    start_ray(budget, args)
+    pending = {on_ray(train_one, args).remote(name, key, seed, budget, args.threads, device(args),
+                           None if args.weights is None else str(weights_file(args.weights, name, seed))): (name, seed)
+               for name, key, seed in todo}
+    return gather(pending, table, path, "stand-alone runs")
+
+
+def rescore_table(source: pd.DataFrame, budget: Dict[str, Any], path: Path, args: argparse.Namespace) -> pd.DataFrame:
+    """The runs of ``source``, their kept networks scored on this budget's test split, into ``path``.
+
+    Only the test split may differ from the source's budget (``--dataset-options '{"test_size": N}'``):
+    training and validation data stay the same, so each network's validation accuracy must come out
+    as its run's (else exit 2), which also checks that the files are that table's networks.
+    """
+    expected, given = source[list(BUDGET_COLUMNS)].iloc[0].to_dict(), budget_row(budget)
+    for column in BUDGET_COLUMNS:
+        a, b = ((json.loads(v[column]) if column == "dataset_options" else v[column]) for v in (expected, given))
+        if column == "dataset_options":
+            a, b = ({k: v for k, v in options.items() if k != "test_size"} for options in (a, b))
+        if a != b:
+            fail(f"--rescore: the table was trained with {column}={expected[column]}, not {given[column]}; "
+                 f"only the test split's size may change")
+    missing = [str(weights_file(args.weights, r.name, r.seed)) for r in source.itertuples()
+               if not weights_file(args.weights, r.name, r.seed).is_file()]
+    if missing:
+        fail(f"--rescore: {len(missing)} of {len(source)} networks are not kept, e.g. {missing[0]}")
+    table = read_table(path, budget)
+    done = set(zip(table.get("genotype", []), table.get("seed", [])))
+    todo = [row for row in source.to_dict("records") if (row["genotype"], row["seed"]) not in done]
+    if not todo:
+        return table
+    start_ray(budget, args)
+    pending = {on_ray(score_one, args).remote(row, budget, args.threads, device(args),
+                                              str(weights_file(args.weights, row["name"], row["seed"]))):
+               (row["name"], row["seed"]) for row in todo}
+    return gather(pending, table, path, "kept networks scored",
+                  expected_val={(row["name"], row["seed"]): row["val_accuracy"] for row in todo})
+
+
+def start_ray(budget: Dict[str, Any], args: argparse.Namespace) -> None:
+    """Generate the data once, before the workers read it from the disk cache; then start Ray."""
+    load_dataset(budget["dataset"], seed=0, **budget["dataset_options"])
     ray.init(address=args.address, num_cpus=None if args.address else args.workers, include_dashboard=False)
-    device = "cuda" if args.gpus_per_trial > 0 else "cpu"
-    task = train_one.options(num_cpus=args.threads, num_gpus=args.gpus_per_trial)
-    pending = {task.remote(name, key, seed, budget, args.threads, device): (name, seed) for name, key, seed in todo}
-    with tqdm(total=len(todo), desc="stand-alone runs", unit="run") as bar:
-        while pending:
+
+
+def on_ray(task: Any, args: argparse.Namespace) -> Any:
+    """``task`` with each run's CPUs and share of a GPU."""
+    return task.options(num_cpus=args.threads, num_gpus=args.gpus_per_trial)
+
+
+def device(args: argparse.Namespace) -> str:
+    return "cuda" if args.gpus_per_trial > 0 else "cpu"
+
+
+def gather(pending: Dict[Any, Tuple[str, int]], table: pd.DataFrame, path: Path, desc: str,
+           expected_val: Optional[Dict[Tuple[str, int], float]] = None) -> pd.DataFrame:
+    """Each task's row appended to ``table`` and written as it finishes; with ``expected_val``, a row
+    whose validation accuracy differs from the one expected for its (name, seed) stops it all (exit 2)."""
+    wrong = None
+    with tqdm(total=len(pending), desc=desc, unit="run") as bar:
+        while pending and wrong is None:
             ready, _ = ray.wait(list(pending), num_returns=1)
             row = ray.get(ready[0])
             name, seed = pending.pop(ready[0])
+            if expected_val is not None and row["val_accuracy"] != expected_val[name, seed]:
+                wrong = (f"{name} seed {seed}: the kept network scores {row['val_accuracy']:.4f} on the validation "
+                         f"split, its run scored {expected_val[name, seed]:.4f}: not the same network or not the same data")
+                break
             table = pd.concat([table, pd.DataFrame([row])], ignore_index=True)
             write_table(table, path)
             bar.update(1)
             tqdm.write(f"{name:<12} {row['genotype']:<40} seed {seed}: test {100 * row['test_accuracy']:.2f} %")
     ray.shutdown()
+    if wrong is not None:
+        fail(wrong)
     return table
 
 
@@ -260,6 +359,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--gpus-per-trial", type=float, default=0.0, help="fraction of a GPU per run (0: CPU)")
     parser.add_argument("--address", help="an existing Ray cluster (default: start a local one)")
     parser.add_argument("--out", type=Path, help="the Parquet file (default results/standalone_table[_quick].parquet)")
+    parser.add_argument("--weights", type=Path, metavar="DIR", help="keep each run's trained network as "
+                        "DIR/NAME-seedK.pt, to score it again later without training")
+    parser.add_argument("--rescore", type=Path, metavar="PARQUET", help="do not train: score the networks of "
+                        "this table (kept with --weights DIR) on this budget's test split, e.g. a larger one")
     parser.add_argument("--extend", action="store_true", help="keep the genotypes the table holds and add the "
                         "picks it lacks (with --landscape: its quantiles beside the uniform draw)")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="train only these of the planned genotypes "
@@ -276,8 +379,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
               "lr": args.lr, "dataset": args.dataset, "dataset_options": options}
     if args.landscape is not None and not args.landscape.exists():
         fail(f"{args.landscape}: no such landscape file")
-    if args.against is not None and not args.against.exists():
-        fail(f"--against {args.against}: no such table")
+    other = None if args.against is None else load_table(args.against, "--against")
+    if args.rescore is not None and args.weights is None:
+        fail("--rescore needs --weights DIR, where that table's networks are kept")
+    source = None if args.rescore is None else load_table(args.rescore, "--rescore")
     picks = pick_genotypes(4 if args.quick else args.genotypes, args.pick_seed, args.landscape)
     if args.extend:
         picks = extended(picks, read_table(path, budget))
@@ -285,7 +390,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         picks = only(picks, args.only)
     seeds = 2 if args.quick else args.seeds
     started = time.perf_counter()
-    table = read_table(path, budget) if args.summary else run_table(picks, seeds, budget, path, args)
+    if args.summary:
+        table = read_table(path, budget)
+    elif source is not None:
+        table = rescore_table(source, budget, path, args)
+    else:
+        table = run_table(picks, seeds, budget, path, args)
     if table.empty:
         fail(f"{path} holds no runs yet")
     document = {"benchmark": name, "machine": describe_machine(),
@@ -293,8 +403,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                 "seconds_this_invocation": time.perf_counter() - started,
                 "run_seconds_total": float(table["wall_time_s"].sum()), "planned_runs": len(picks) * seeds,
                 **summarise(table, len(picks) * seeds)}
+    if args.rescore is not None:
+        document["rescored_from"] = str(args.rescore)
     if args.against is not None:
-        document["against"] = {"table": str(args.against), **against(table, pd.read_parquet(args.against))}
+        document["against"] = {"table": str(args.against), **against(table, other)}
     write_result(path.with_suffix(".json"), document)
     print(json.dumps({k: document[k] for k in ("runs", "seed_tau", "none_test_accuracy", "best_known", "targets")},
                      indent=2, default=float))

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
 
 import measures  # noqa: E402
 import standalone_table  # noqa: E402
@@ -117,6 +119,16 @@ def test_a_table_beside_another_budget_compares_only_the_runs_both_hold(tmp_path
     with pytest.raises(SystemExit) as stop:
         standalone_table.main(["--summary", "--epochs", "12", "--out", str(path), "--against", str(other)])
     assert stop.value.code == 2 and capsys.readouterr().err == f"error: --against {other}: no such table\n"
+    for wrong, why in ((pd.DataFrame({"genotype": ["se"], "accuracy": [0.7]}), "not a stand-alone table (no column"),
+                       (None, "not a Parquet file")):
+        if wrong is None:
+            other.write_text("genotype,seed\nse,0\n")
+        else:
+            wrong.to_parquet(other)
+        with pytest.raises(SystemExit) as stop:
+            standalone_table.main(["--summary", "--epochs", "12", "--out", str(path), "--against", str(other)])
+        error = capsys.readouterr().err
+        assert stop.value.code == 2 and error.startswith(f"error: --against {other}: {why}") and error.count("\n") == 1
     standalone_table.write_table(shorter, other)
     standalone_table.main(["--summary", "--epochs", "12", "--out", str(path), "--against", str(other)])
     written = json.loads(path.with_suffix(".json").read_text())
@@ -181,3 +193,41 @@ def test_the_markdown_table_reads_a_one_seed_row_from_the_json_file_too():
     row_ = {"name": "se", "genotype": KNOWN["se"].key, "test_mean": 0.8, "test_sd": None, "seeds": 1,
             "params": 1000, "macs": 2e6}
     assert standalone_table.markdown({"per_genotype": [row_]}).splitlines()[2].endswith("| 80.00 | 1 | 1,000 | 2.0 |")
+
+
+def test_kept_networks_are_scored_again_on_a_larger_test_split_without_training(tmp_path, capsys, monkeypatch):
+    # Ray's workers import this module's tasks by name, as they do when the script runs from benchmarks/
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(BENCHMARKS), os.environ.get("PYTHONPATH")])))
+    trained, rescored, kept = tmp_path / "trained.parquet", tmp_path / "rescored.parquet", tmp_path / "kept"
+    tiny = ["--quick", "--only", "none", "se", "--dataset-options", '{"train_size": 128, "val_size": 64, "test_size": 64}']
+    standalone_table.main(tiny + ["--out", str(trained), "--weights", str(kept)])
+    assert sorted(p.name for p in kept.iterdir()) == ["none-seed0.pt", "none-seed1.pt", "se-seed0.pt", "se-seed1.pt"]
+    larger = ["--quick", "--only", "none", "se", "--dataset-options",
+              '{"train_size": 128, "val_size": 64, "test_size": 256}', "--weights", str(kept), "--rescore", str(trained)]
+    standalone_table.main(larger + ["--out", str(rescored)])
+    before, after = (pd.read_parquet(p).sort_values(["name", "seed"]).reset_index(drop=True) for p in (trained, rescored))
+    assert after["val_accuracy"].tolist() == before["val_accuracy"].tolist()  # the same networks on the same data
+    assert after["train_accuracy"].tolist() == before["train_accuracy"].tolist()
+    assert set(after["dataset_options"]) == {'{"test_size": 256, "train_size": 128, "val_size": 64}'}
+    assert (after["test_accuracy"] * 256).round(6).eq((after["test_accuracy"] * 256).round()).all()  # of 256 images
+    assert json.loads(rescored.with_suffix(".json").read_text())["rescored_from"] == str(trained)
+    standalone_table.main(larger + ["--out", str(rescored)])  # resumed: nothing left to score
+    assert len(pd.read_parquet(rescored)) == 4
+    capsys.readouterr()
+
+    def refused(arguments: list, message: str) -> None:
+        with pytest.raises(SystemExit) as stop:
+            standalone_table.main(arguments)
+        last = capsys.readouterr().err.splitlines()[-1]  # after the progress bar, when there is one
+        assert stop.value.code == 2 and last.startswith("error: ") and message in last
+
+    other = tmp_path / "other.parquet"
+    refused([a.replace('"train_size": 128', '"train_size": 256') for a in larger] + ["--out", str(other)],
+            "only the test split's size may change")
+    refused([a for a in larger if a not in ("--weights", str(kept))] + ["--out", str(other)], "--rescore needs --weights")
+    (kept / "se-seed1.pt").unlink()
+    refused(larger + ["--out", str(other)], "1 of 4 networks are not kept")
+    (kept / "se-seed1.pt").write_bytes((kept / "se-seed0.pt").read_bytes())  # another run's network under its name
+    assert before["val_accuracy"][2] != before["val_accuracy"][3]  # se at seeds 0 and 1 score apart
+    refused(larger + ["--out", str(other)], "se seed 1: the kept network scores")
+    assert not other.exists() or len(pd.read_parquet(other)) < 4
