@@ -97,7 +97,8 @@ def evaluation_noise(table: pd.DataFrame) -> Dict[str, float]:
         return {}  # nothing to split yet (a table just begun)
     shared = float(pd.Series(val.values.ravel()).corr(pd.Series(test.values.ravel())))  # NaN, not a warning, when constant
     interaction_sd = seed_noise(table)["interaction_sd"]
+    network = min(max(shared, 0.0), 1.0)  # a share: a correlation below 0 (few runs) leaves the network none
     return {"val_test_residual_correlation": shared,
-            "evaluation_share_of_interaction_variance": 1 - shared,
+            "evaluation_share_of_interaction_variance": 1 - network,
             "interaction_sd": interaction_sd,
-            "interaction_sd_with_10x_test_images": interaction_sd * (shared + (1 - shared) / 10) ** 0.5}
+            "interaction_sd_with_10x_test_images": interaction_sd * (network + (1 - network) / 10) ** 0.5}

@@ -252,6 +252,13 @@ def test_evaluation_noise_separates_the_network_from_the_images(measures):
     assert noise["interaction_sd"] == pytest.approx(variance ** 0.5)
     assert noise["interaction_sd_with_10x_test_images"] == pytest.approx((variance * (0.5 + 0.5 / 10)) ** 0.5)
     assert measures.evaluation_noise(table[table["genotype"] == "a"]) == {}  # one genotype: nothing to split
+    # few runs can correlate below 0 by chance: the network then has no share, not a negative one
+    opposite = table.assign(val_accuracy=2 * table.groupby("genotype")["test_accuracy"].transform("mean")
+                            - table["test_accuracy"])
+    noise = measures.evaluation_noise(opposite)
+    assert noise["val_test_residual_correlation"] == pytest.approx(-1.0)
+    assert noise["evaluation_share_of_interaction_variance"] == 1.0
+    assert noise["interaction_sd_with_10x_test_images"] == pytest.approx(noise["interaction_sd"] * 0.1 ** 0.5)
 
 
 def test_a_shift_every_genotype_shares_is_not_ranking_noise(measures):
