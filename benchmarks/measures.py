@@ -84,21 +84,25 @@ def seed_noise(table: pd.DataFrame, value: str = "test_accuracy") -> Dict[str, o
 
 
 def evaluation_noise(table: pd.DataFrame) -> Dict[str, float]:
-    """How much of the genotype x seed noise is the evaluation set's, from each run's validation and test accuracy.
+    """How much of the test accuracy's genotype x seed noise is the test images', from each run's validation
+    and test accuracy. Points of accuracy; genotypes measured at every seed.
 
     Each run's interaction residual (``seed_noise``'s two-way fit) is measured on two independent
     image sets; the part both see is the trained network's own, the rest is which images happened
-    to be drawn. With two sets of one size, their correlation over runs is the network's share of
-    the interaction variance, so a test set k times larger would leave an interaction sd of
-    sd * sqrt(c + (1 - c) / k). Points of accuracy; genotypes measured at every seed.
+    to be drawn. So the covariance of the two residuals over runs is the network's variance, whatever
+    each set's size, and the rest of the test residual's variance is its images': a test set k times
+    larger would leave an interaction sd of sqrt(network + images / k).
     """
     val, test = interaction(table, "val_accuracy")[1].align(interaction(table, "test_accuracy")[1], join="inner")
-    if min(val.shape) < 2:
+    genotypes, seeds = val.shape
+    if min(genotypes, seeds) < 2:
         return {}  # nothing to split yet (a table just begun)
     shared = float(pd.Series(val.values.ravel()).corr(pd.Series(test.values.ravel())))  # NaN, not a warning, when constant
-    interaction_sd = seed_noise(table)["interaction_sd"]
-    network = min(max(shared, 0.0), 1.0)  # a share: a correlation below 0 (few runs) leaves the network none
+    test_var = float((test ** 2).values.sum()) / ((genotypes - 1) * (seeds - 1))  # as seed_noise's interaction
+    covariance = float((val * test).values.sum()) / ((genotypes - 1) * (seeds - 1))
+    network = min(max(covariance, 0.0), test_var)  # a variance: below 0 by chance (few runs) leaves the network none
     return {"val_test_residual_correlation": shared,
-            "evaluation_share_of_interaction_variance": 1 - network,
-            "interaction_sd": interaction_sd,
-            "interaction_sd_with_10x_test_images": interaction_sd * (network + (1 - network) / 10) ** 0.5}
+            "evaluation_share_of_interaction_variance": 1 - network / test_var if test_var > 0 else math.nan,
+            "interaction_sd": test_var ** 0.5, "network_interaction_sd": network ** 0.5,
+            "test_images_interaction_sd": (test_var - network) ** 0.5,
+            "interaction_sd_with_10x_test_images": (network + (test_var - network) / 10) ** 0.5}

@@ -242,16 +242,27 @@ def test_evaluation_noise_separates_the_network_from_the_images(measures):
     # each set's images, with opposite signs for the two genotypes, plus a shift every genotype shares
     network, val_images, test_images = [1, -1, 1, -1], [1, 1, -1, -1], [1, -1, -1, 1]
     shift = [3, 0, -1, 0]
-    table = pd.DataFrame([{"genotype": g, "seed": s,
-                           "val_accuracy": (70 + 5 * i + shift[s] + sign * (network[s] + val_images[s])) / 100,
-                           "test_accuracy": (70 + 5 * i + shift[s] + sign * (network[s] + test_images[s])) / 100}
-                          for i, (g, sign) in enumerate([("a", 1), ("b", -1)]) for s in range(4)])
+
+    def runs(val_noise: float) -> pd.DataFrame:
+        return pd.DataFrame([{"genotype": g, "seed": s,
+                              "val_accuracy": (70 + 5 * i + shift[s] + sign * (network[s] + val_noise * val_images[s])) / 100,
+                              "test_accuracy": (70 + 5 * i + shift[s] + sign * (network[s] + test_images[s])) / 100}
+                             for i, (g, sign) in enumerate([("a", 1), ("b", -1)]) for s in range(4)])
+
+    table = runs(val_noise=1)
     noise = measures.evaluation_noise(table)
     assert noise["val_test_residual_correlation"] == pytest.approx(0.5)  # the network's half; the shift left out
     variance = 16 / 3  # residuals +-2 in 4 of the 8 cells, (2 - 1) x (4 - 1) degrees of freedom
     assert noise["interaction_sd"] == pytest.approx(variance ** 0.5)
     assert noise["interaction_sd_with_10x_test_images"] == pytest.approx((variance * (0.5 + 0.5 / 10)) ** 0.5)
+    assert noise["network_interaction_sd"] == pytest.approx((variance / 2) ** 0.5)
+    assert noise["test_images_interaction_sd"] == pytest.approx((variance / 2) ** 0.5)
     assert measures.evaluation_noise(table[table["genotype"] == "a"]) == {}  # one genotype: nothing to split
+    # a validation set of fewer images is noisier: the correlation falls, the test set's split does not
+    noisier = measures.evaluation_noise(runs(val_noise=3))
+    assert noisier["val_test_residual_correlation"] < 0.5
+    assert noisier["network_interaction_sd"] == pytest.approx(noise["network_interaction_sd"])
+    assert noisier["interaction_sd_with_10x_test_images"] == pytest.approx(noise["interaction_sd_with_10x_test_images"])
     # few runs can correlate below 0 by chance: the network then has no share, not a negative one
     opposite = table.assign(val_accuracy=2 * table.groupby("genotype")["test_accuracy"].transform("mean")
                             - table["test_accuracy"])
