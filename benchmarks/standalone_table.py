@@ -278,13 +278,10 @@ def rescore_table(source: pd.DataFrame, budget: Dict[str, Any], path: Path, args
     training and validation data stay the same, so each network's validation accuracy must come out
     as its run's (else exit 2), which also checks that the files are that table's networks.
     """
-    expected, given = source[list(BUDGET_COLUMNS)].iloc[0].to_dict(), budget_row(budget)
+    trained, given = source[list(BUDGET_COLUMNS)].iloc[0].to_dict(), budget_row(budget)
     for column in BUDGET_COLUMNS:
-        a, b = ((json.loads(v[column]) if column == "dataset_options" else v[column]) for v in (expected, given))
-        if column == "dataset_options":
-            a, b = ({k: v for k, v in options.items() if k != "test_size"} for options in (a, b))
-        if a != b:
-            fail(f"--rescore: the table was trained with {column}={expected[column]}, not {given[column]}; "
+        if training_part(column, trained[column]) != training_part(column, given[column]):
+            fail(f"--rescore: the table was trained with {column}={trained[column]}, not {given[column]}; "
                  f"only the test split's size may change")
     missing = [str(weights_file(args.weights, r.name, r.seed)) for r in source.itertuples()
                if not weights_file(args.weights, r.name, r.seed).is_file()]
@@ -303,6 +300,13 @@ def rescore_table(source: pd.DataFrame, budget: Dict[str, Any], path: Path, args
                   expected_val={(row["name"], row["seed"]): row["val_accuracy"] for row in todo})
 
 
+def training_part(column: str, value: Any) -> Any:
+    """A budget column's value without the test split's size, the one thing a rescoring may change."""
+    if column != "dataset_options":
+        return value
+    return {k: v for k, v in json.loads(value).items() if k != "test_size"}
+
+
 def start_ray(budget: Dict[str, Any], args: argparse.Namespace) -> None:
     """Generate the data once, before the workers read it from the disk cache; then start Ray."""
     load_dataset(budget["dataset"], seed=0, **budget["dataset_options"])
@@ -315,6 +319,7 @@ def on_ray(task: Any, args: argparse.Namespace) -> Any:
 
 
 def device(args: argparse.Namespace) -> str:
+    """Where each run trains: a GPU when runs are given a share of one."""
     return "cuda" if args.gpus_per_trial > 0 else "cpu"
 
 
