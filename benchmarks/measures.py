@@ -73,7 +73,9 @@ def seed_noise(table: pd.DataFrame, value: str = "test_accuracy") -> Dict[str, o
     genotype_var = max(float(wide.mean(axis=1).var()) - interaction_var / seeds, 0.0)
     shift_var = max(float(wide.mean(axis=0).var()) - interaction_var / genotypes, 0.0)
     rest = [float(stats.kendalltau(wide[s], wide.drop(columns=s).mean(axis=1)).statistic) for s in wide.columns]
-    rho = {n: genotype_var / (genotype_var + interaction_var / n) for n in (1, 2, 3)}
+    # identical values everywhere (a tiny table at chance) leave nothing to correlate: NaN
+    rho = {n: genotype_var / (genotype_var + interaction_var / n) if genotype_var + interaction_var > 0 else math.nan
+           for n in (1, 2, 3)}
     needed_rho = math.sin(0.7 * math.pi / 2)
     return {"genotypes": genotypes, "seeds": seeds,
             "seed_sd": float(wide.var(axis=1).mean()) ** 0.5, "seed_shift_sd": shift_var ** 0.5,

@@ -270,13 +270,26 @@ def train_standalone(config: StandaloneConfig, attention: AttentionSpec, *, devi
         wall_time_s=time.perf_counter() - started, device=str(device), history=history, config=asdict(config))
 
 
+def split_batches(data: DatasetSplits, split: str, config: StandaloneConfig, device: Device = "cpu") -> Iterable:
+    """One split's batches as a run scores them: ``config``'s evaluation batch size and memory format."""
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    return data.batches(split, config.eval_batch_size, device=torch.device(device), memory_format=memory_format)
+
+
 def score_split(model: nn.Module, data: DatasetSplits, split: str, config: StandaloneConfig,
                 device: Device = "cpu") -> Dict[str, float]:
-    """Accuracy and loss of ``model`` on one split, batched as ``config`` says: how a run scores its
-    network at the end, and how a kept network is scored again, to the same bits."""
-    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    return evaluate(model, data.batches(split, config.eval_batch_size, device=torch.device(device),
-                                        memory_format=memory_format))
+    """Accuracy and loss of ``model`` on one split: how a run scores its network at the end, and how
+    a kept network is scored again, to the same bits."""
+    return evaluate(model, split_batches(data, split, config, device))
+
+
+@torch.no_grad()
+def correct_per_image(model: nn.Module, data: DatasetSplits, split: str, config: StandaloneConfig,
+                      device: Device = "cpu") -> torch.Tensor:
+    """``(N,)`` bool on the CPU: which images of one split ``model`` classifies right, in the split's order."""
+    model.eval()
+    return torch.cat([(model(images).argmax(dim=1) == labels).cpu()
+                      for images, labels in split_batches(data, split, config, device)])
 
 
 def save_network(path: Union[str, Path], model: nn.Module, names: Dict[str, str], config: StandaloneConfig) -> None:

@@ -284,6 +284,8 @@ def test_a_shift_every_genotype_shares_is_not_ranking_noise(measures):
     assert noise["genotype_sd"] == pytest.approx((20 / 3) ** 0.5)  # the means 70, 72, 74, 76
     assert noise["model"]["rho"][1] == pytest.approx(1.0) and noise["model"]["tau"][1] == pytest.approx(1.0)
     assert measures.seed_tau(table)["mean"] == pytest.approx(1.0)  # what the model now says
+    flat = measures.seed_noise(table.assign(test_accuracy=0.5))  # every run alike (e.g. a few images at chance)
+    assert flat["interaction_sd"] == 0 and math.isnan(flat["model"]["rho"][1]) and math.isnan(flat["model"]["tau"][1])
 
 
 def test_seed_noise_of_a_table_with_a_known_interaction(measures):

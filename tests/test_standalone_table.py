@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -195,14 +196,30 @@ def test_the_markdown_table_reads_a_one_seed_row_from_the_json_file_too():
     assert standalone_table.markdown({"per_genotype": [row_]}).splitlines()[2].endswith("| 80.00 | 1 | 1,000 | 2.0 |")
 
 
-def test_kept_networks_are_scored_again_on_a_larger_test_split_without_training(tmp_path, capsys, monkeypatch):
-    # Ray's workers import this module's tasks by name, as they do when the script runs from benchmarks/
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(BENCHMARKS), os.environ.get("PYTHONPATH")])))
-    trained, rescored, kept = tmp_path / "trained.parquet", tmp_path / "rescored.parquet", tmp_path / "kept"
-    tiny = ["--quick", "--only", "none", "se", "--dataset-options", '{"train_size": 128, "val_size": 64, "test_size": 64}']
-    standalone_table.main(tiny + ["--out", str(trained), "--weights", str(kept)])
-    assert sorted(p.name for p in kept.iterdir()) == ["none-seed0.pt", "none-seed1.pt", "se-seed0.pt", "se-seed1.pt"]
-    larger = ["--quick", "--only", "none", "se", "--dataset-options",
+def let_ray_workers_import_the_benchmarks(patch: pytest.MonkeyPatch) -> None:
+    """Ray's workers import this module's tasks by name, as they do when the script runs from benchmarks/."""
+    patch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(BENCHMARKS), os.environ.get("PYTHONPATH")])))
+
+
+@pytest.fixture(scope="module")
+def kept(tmp_path_factory):
+    """A tiny table of 3 genotypes x 2 seeds trained on Ray, each run's network kept: (table, weights dir)."""
+    root = tmp_path_factory.mktemp("kept")
+    with pytest.MonkeyPatch.context() as patch:
+        let_ray_workers_import_the_benchmarks(patch)
+        standalone_table.main(TINY + ["--out", str(root / "trained.parquet"), "--weights", str(root / "kept")])
+    return root / "trained.parquet", root / "kept"
+
+
+TINY = ["--quick", "--only", "none", "se", "eca", "--dataset-options", '{"train_size": 128, "val_size": 64, "test_size": 64}']
+
+
+def test_kept_networks_are_scored_again_on_a_larger_test_split_without_training(kept, tmp_path, capsys, monkeypatch):
+    let_ray_workers_import_the_benchmarks(monkeypatch)
+    trained, rescored = kept[0], tmp_path / "rescored.parquet"
+    kept = shutil.copytree(kept[1], tmp_path / "kept")  # this test spoils some of them
+    assert sorted(p.name for p in kept.iterdir()) == [f"{n}-seed{s}.pt" for n in ("eca", "none", "se") for s in (0, 1)]
+    larger = ["--quick", "--only", "none", "se", "eca", "--dataset-options",
               '{"train_size": 128, "val_size": 64, "test_size": 256}', "--weights", str(kept), "--rescore", str(trained)]
     standalone_table.main(larger + ["--out", str(rescored)])
     before, after = (pd.read_parquet(p).sort_values(["name", "seed"]).reset_index(drop=True) for p in (trained, rescored))
@@ -212,7 +229,7 @@ def test_kept_networks_are_scored_again_on_a_larger_test_split_without_training(
     assert (after["test_accuracy"] * 256).round(6).eq((after["test_accuracy"] * 256).round()).all()  # of 256 images
     assert json.loads(rescored.with_suffix(".json").read_text())["rescored_from"] == str(trained)
     standalone_table.main(larger + ["--out", str(rescored)])  # resumed: nothing left to score
-    assert len(pd.read_parquet(rescored)) == 4
+    assert len(pd.read_parquet(rescored)) == 6
     capsys.readouterr()
 
     def refused(arguments: list, message: str) -> None:
@@ -226,8 +243,49 @@ def test_kept_networks_are_scored_again_on_a_larger_test_split_without_training(
             "only the test split's size may change")
     refused([a for a in larger if a not in ("--weights", str(kept))] + ["--out", str(other)], "--rescore needs --weights")
     (kept / "se-seed1.pt").unlink()
-    refused(larger + ["--out", str(other)], "1 of 4 networks are not kept")
+    refused(larger + ["--out", str(other)], "1 of 6 networks are not kept")
     (kept / "se-seed1.pt").write_bytes((kept / "se-seed0.pt").read_bytes())  # another run's network under its name
-    assert before["val_accuracy"][2] != before["val_accuracy"][3]  # se at seeds 0 and 1 score apart
+    assert before["val_accuracy"][4] != before["val_accuracy"][5]  # se at seeds 0 and 1 score apart
     refused(larger + ["--out", str(other)], "se seed 1: the kept network scores")
-    assert not other.exists() or len(pd.read_parquet(other)) < 4
+    assert not other.exists() or len(pd.read_parquet(other)) < 6
+
+
+def test_the_ceiling_is_measured_on_disjoint_blocks_of_the_test_split(kept, tmp_path, capsys):
+    import test_size_curve
+
+    table = tmp_path / "trained.parquet"
+    shutil.copy(kept[0], table)
+    test_size_curve.main(["--table", str(table), "--weights", str(kept[1]), "--sizes", "16", "32", "64", "128"])
+    document = json.loads((tmp_path / "trained_test_size_curve.json").read_text())
+    assert [(p["images"], p["blocks"]) for p in document["points"]] == [(16, 4), (32, 2), (64, 1)]  # 128: no block
+    whole = document["points"][-1]  # every network's 64 images: the table's own figure
+    assert whole["interaction_sd_mean"] == pytest.approx(measures.seed_noise(pd.read_parquet(table))["interaction_sd"])
+    assert (tmp_path / "trained_test_size_curve.png").stat().st_size > 0
+    # the per-image cache serves a re-plot without the networks
+    test_size_curve.main(["--table", str(table), "--weights", str(tmp_path / "gone"), "--sizes", "32"])
+    assert json.loads((tmp_path / "trained_test_size_curve.json").read_text())["points"][0]["blocks"] == 2
+    capsys.readouterr()
+    for arguments, message in ((["--sizes", "0"], "--sizes and --max-blocks must be positive"),
+                               (["--sizes", "128"], "every block is larger than the 64 test images"),
+                               (["--table", str(tmp_path / "none.parquet")], "no such table")):
+        with pytest.raises(SystemExit) as stop:
+            test_size_curve.main(["--table", str(table), "--weights", str(kept[1])] + arguments)
+        assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_the_curve_averages_each_block_sizes_taus_over_disjoint_blocks():
+    import numpy as np
+    import test_size_curve
+
+    # correct images out of 8 in each of two blocks, per genotype and seed: block 1 ranks a < b < c at
+    # both seeds (tau 1), block 2 reverses seed 1 (tau -1); all 16 images rank a < b < c again (tau 1)
+    counts = {("a", 0): (2, 2), ("b", 0): (4, 4), ("c", 0): (6, 6),
+              ("a", 1): (3, 6), ("b", 1): (5, 5), ("c", 1): (7, 4)}
+    runs = pd.DataFrame([{"genotype": g, "seed": s, "images": 16,
+                          "bits": np.packbits(np.concatenate([np.arange(8) < k for k in blocks])).tobytes()}
+                         for (g, s), blocks in counts.items()])
+    points = test_size_curve.curve(runs, [8, 16], max_blocks=20)
+    assert [(p["images"], p["blocks"], p["blocks_with_a_tau"]) for p in points] == [(8, 2, 2), (16, 1, 1)]
+    assert points[0]["seed_tau_mean"] == pytest.approx(0.0) and points[0]["seed_tau_sd_over_blocks"] == pytest.approx(2 ** 0.5)
+    assert points[1]["seed_tau_mean"] == pytest.approx(1.0) and points[1]["seed_tau_sd_over_blocks"] is None
+    assert test_size_curve.curve(runs, [8], max_blocks=1)[0]["seed_tau_mean"] == pytest.approx(1.0)  # block 1 only

@@ -1,0 +1,141 @@
+"""How many test images the stand-alone ground truth needs: its ceiling measured on subsets of one test split.
+
+A stand-alone table's seed-against-seed tau is limited by the genotype x seed noise, and part of
+that noise is which test images were drawn. With each run's network kept (``standalone_table.py
+--weights DIR``), every network is scored image by image on the table's test split once; then the
+split is cut into disjoint blocks of n images and, for each n, the table's seed tau and interaction
+sd are measured on every block. So the curve is measured, not modelled: the same networks, only the
+number of images changes. Where it flattens, more images no longer help and the rest of the noise
+is the training's.
+
+    python benchmarks/test_size_curve.py --table benchmarks/results/standalone_table_12ep_test20k.parquet \
+        --weights benchmarks/runs/standalone_12ep_test20k
+
+Writes ``<table>_test_size_curve.json`` (per n: blocks, seed tau mean and sd over blocks, interaction
+sd), a plot beside it (``.png``), and caches the per-image correctness as ``<table>_per_image.parquet``
+(one row per run, its test images' correctness packed as bits), so that a re-plot scores nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from common import fail, write_result  # first: sets the import path
+from evaluator.data import load_dataset
+from evaluator.standalone import correct_per_image, load_network
+from machine import describe_machine
+from measures import seed_noise, seed_tau
+from standalone_table import load_table, weights_file
+
+SIZES = (250, 500, 1000, 2000, 5000, 10000, 20000)
+
+
+def per_image(table: pd.DataFrame, weights: Path, cache: Path, threads: int) -> pd.DataFrame:
+    """One row per run (name, genotype, seed, images, bits): cached, each run checked against its table row."""
+    done = pd.read_parquet(cache) if cache.exists() else pd.DataFrame(columns=["name", "genotype", "seed"])
+    todo = table[~table.set_index(["genotype", "seed"]).index.isin(done.set_index(["genotype", "seed"]).index)]
+    if todo.empty:
+        return done
+    missing = [r for r in todo.itertuples() if not weights_file(weights, r.name, r.seed).is_file()]
+    if missing:
+        fail(f"--weights {weights}: {len(missing)} of the {len(todo)} networks to score are not kept, "
+             f"e.g. {weights_file(weights, missing[0].name, missing[0].seed)}")
+    budget = todo.iloc[0]
+    data = load_dataset(budget["dataset"], seed=0, **json.loads(budget["dataset_options"]))
+    torch.set_num_threads(threads)
+    rows = []
+    for run in tqdm(todo.itertuples(), total=len(todo), desc="networks scored per image", unit="run"):
+        model, config = load_network(weights_file(weights, run.name, run.seed), data.num_classes)
+        hits = correct_per_image(model, data, "test", config).numpy()
+        if int(hits.sum()) != round(run.test_accuracy * len(hits)):
+            fail(f"{run.name} seed {run.seed}: the kept network scores {hits.mean():.4f} on the test split, "
+                 f"its run {run.test_accuracy:.4f}: not that table's network or not its test split")
+        rows.append({"name": run.name, "genotype": run.genotype, "seed": run.seed, "images": len(hits),
+                     "bits": np.packbits(hits).tobytes()})
+    runs = pd.concat([done, pd.DataFrame(rows)], ignore_index=True)
+    temporary = cache.with_suffix(".parquet.tmp")
+    runs.to_parquet(temporary, index=False)
+    temporary.replace(cache)
+    return runs
+
+
+def curve(runs: pd.DataFrame, sizes: Sequence[int], max_blocks: int) -> List[Dict[str, Any]]:
+    """Per block size n: the seed tau and interaction sd on each of up to ``max_blocks`` disjoint blocks."""
+    hits = np.stack([np.unpackbits(np.frombuffer(b, np.uint8))[:int(n)].astype(bool)
+                     for b, n in zip(runs["bits"], runs["images"])])
+    points = []
+    for n in sizes:
+        blocks = min(hits.shape[1] // n, max_blocks)
+        if blocks < 1:
+            continue
+        taus, sds = [], []
+        for b in range(blocks):
+            table = runs[["genotype", "seed"]].assign(test_accuracy=hits[:, b * n:(b + 1) * n].mean(axis=1))
+            taus.append(seed_tau(table)["mean"])
+            sds.append(seed_noise(table).get("interaction_sd", float("nan")))
+        defined = [t for t in taus if not math.isnan(t)]  # a block where every run scores alike has no tau
+        points.append({"images": n, "blocks": blocks, "blocks_with_a_tau": len(defined),
+                       "seed_tau_mean": statistics.mean(defined) if defined else math.nan,
+                       "seed_tau_sd_over_blocks": statistics.stdev(defined) if len(defined) > 1 else None,
+                       "interaction_sd_mean": statistics.mean(sds)})
+    return points
+
+
+def plot(points: List[Dict[str, Any]], path: Path, title: str) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6, 3.6), dpi=110)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    shown = [p for p in points if not math.isnan(p["seed_tau_mean"])]  # sizes where every block was flat: none
+    axes.errorbar([p["images"] for p in shown], [p["seed_tau_mean"] for p in shown], capsize=3, marker="o",
+                  yerr=[p["seed_tau_sd_over_blocks"] or 0 for p in shown], label="seed-against-seed tau (sd over blocks)")
+    axes.axhline(0.7, color="tab:red", linestyle="--", linewidth=1, label="target 0.7")
+    sizes = [p["images"] for p in points]
+    axes.set_xlim(min(sizes) / 1.5, max(sizes) * 1.5)
+    axes.set(xscale="log", xlabel="test images (disjoint blocks of one split)", ylabel="Kendall tau", title=title)
+    axes.legend(loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--table", type=Path, required=True, help="a stand-alone table whose networks were kept")
+    parser.add_argument("--weights", type=Path, required=True, help="the DIR its --weights kept them in "
+                        "(read only for runs not yet in the per-image cache)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="block sizes in images")
+    parser.add_argument("--max-blocks", type=int, default=20, help="disjoint blocks per size at most")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads for scoring")
+    args = parser.parse_args(argv)
+    if min(args.sizes) < 1 or args.max_blocks < 1:
+        fail(f"--sizes and --max-blocks must be positive, got {args.sizes} and {args.max_blocks}")
+    table = load_table(args.table, "--table")
+    stem = args.table.with_suffix("")
+    runs = per_image(table, args.weights, Path(f"{stem}_per_image.parquet"), args.threads)
+    runs = runs.merge(table[["genotype", "seed"]], on=["genotype", "seed"])  # the table's runs only
+    points = curve(runs, sorted(set(args.sizes)), args.max_blocks)
+    if not points:
+        fail(f"--sizes {args.sizes}: every block is larger than the {int(runs['images'].min())} test images")
+    document = {"benchmark": "test_size_curve", "machine": describe_machine(), "table": str(args.table),
+                "runs": len(runs), "genotypes": int(runs["genotype"].nunique()), "points": points}
+    write_result(Path(f"{stem}_test_size_curve.json"), document)
+    plot(points, Path(f"{stem}_test_size_curve.png"),
+         f"{len(runs)} runs, {document['genotypes']} genotypes: the ceiling against test images")
+    for p in points:
+        print(f"{p['images']:>6} images x {p['blocks']:>2} blocks: seed tau {p['seed_tau_mean']:.3f}, "
+              f"interaction sd {p['interaction_sd_mean']:.3f} points")
+
+
+if __name__ == "__main__":
+    main()
