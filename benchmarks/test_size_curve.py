@@ -34,14 +34,14 @@ from evaluator.data import load_dataset
 from evaluator.standalone import correct_per_image, load_network
 from machine import describe_machine
 from measures import seed_noise, seed_tau
-from standalone_table import load_table, weights_file
+from standalone_table import load_table, weights_file, write_table
 
 SIZES = (250, 500, 1000, 2000, 5000, 10000, 20000)
 
 
 def per_image(table: pd.DataFrame, weights: Path, cache: Path, threads: int) -> pd.DataFrame:
     """One row per run (name, genotype, seed, images, bits): cached, each run checked against its table row."""
-    done = pd.read_parquet(cache) if cache.exists() else pd.DataFrame(columns=["name", "genotype", "seed"])
+    done = pd.read_parquet(cache) if cache.exists() else pd.DataFrame(columns=["genotype", "seed"])
     todo = table[~table.set_index(["genotype", "seed"]).index.isin(done.set_index(["genotype", "seed"]).index)]
     if todo.empty:
         return done
@@ -52,25 +52,23 @@ def per_image(table: pd.DataFrame, weights: Path, cache: Path, threads: int) -> 
     budget = todo.iloc[0]
     data = load_dataset(budget["dataset"], seed=0, **json.loads(budget["dataset_options"]))
     torch.set_num_threads(threads)
-    rows = []
+    runs = done
     for run in tqdm(todo.itertuples(), total=len(todo), desc="networks scored per image", unit="run"):
         model, config = load_network(weights_file(weights, run.name, run.seed), data.num_classes)
         hits = correct_per_image(model, data, "test", config).numpy()
         if int(hits.sum()) != round(run.test_accuracy * len(hits)):
             fail(f"{run.name} seed {run.seed}: the kept network scores {hits.mean():.4f} on the test split, "
                  f"its run {run.test_accuracy:.4f}: not that table's network or not its test split")
-        rows.append({"name": run.name, "genotype": run.genotype, "seed": run.seed, "images": len(hits),
-                     "bits": np.packbits(hits).tobytes()})
-    runs = pd.concat([done, pd.DataFrame(rows)], ignore_index=True)
-    temporary = cache.with_suffix(".parquet.tmp")
-    runs.to_parquet(temporary, index=False)
-    temporary.replace(cache)
+        row = {"name": run.name, "genotype": run.genotype, "seed": run.seed, "images": len(hits),
+               "bits": np.packbits(hits).tobytes()}
+        runs = pd.DataFrame([row]) if runs.empty else pd.concat([runs, pd.DataFrame([row])], ignore_index=True)
+        write_table(runs, cache)  # each run as it is scored: an interrupted pass resumes
     return runs
 
 
 def curve(runs: pd.DataFrame, sizes: Sequence[int], max_blocks: int) -> List[Dict[str, Any]]:
     """Per block size n: the seed tau and interaction sd on each of up to ``max_blocks`` disjoint blocks."""
-    hits = np.stack([np.unpackbits(np.frombuffer(b, np.uint8))[:int(n)].astype(bool)
+    hits = np.stack([np.unpackbits(np.frombuffer(b, np.uint8))[:n].astype(bool)
                      for b, n in zip(runs["bits"], runs["images"])])
     points = []
     for n in sizes:
