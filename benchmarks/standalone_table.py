@@ -114,6 +114,14 @@ def weights_file(directory: Path, name: str, seed: int) -> Path:
     return directory / f"{name}-seed{seed}.pt"
 
 
+def require_kept(runs: pd.DataFrame, directory: Path, flag: str) -> None:
+    """Exit 2 unless every run of ``runs`` has its network in ``directory``."""
+    missing = [weights_file(directory, r.name, r.seed) for r in runs.itertuples()
+               if not weights_file(directory, r.name, r.seed).is_file()]
+    if missing:
+        fail(f"{flag}: {len(missing)} of {len(runs)} networks are not kept, e.g. {missing[0]}")
+
+
 def only(picks: Sequence[Tuple[str, str]], names: Sequence[str]) -> List[Tuple[str, str]]:
     """The planned genotypes called ``names`` (in the plan's order): a pilot on a few of them."""
     unknown = sorted(set(names) - {name for name, _ in picks})
@@ -283,10 +291,7 @@ def rescore_table(source: pd.DataFrame, budget: Dict[str, Any], path: Path, args
         if training_part(column, trained[column]) != training_part(column, given[column]):
             fail(f"--rescore: the table was trained with {column}={trained[column]}, not {given[column]}; "
                  f"only the test split's size may change")
-    missing = [str(weights_file(args.weights, r.name, r.seed)) for r in source.itertuples()
-               if not weights_file(args.weights, r.name, r.seed).is_file()]
-    if missing:
-        fail(f"--rescore: {len(missing)} of {len(source)} networks are not kept, e.g. {missing[0]}")
+    require_kept(source, args.weights, "--rescore")
     table = read_table(path, budget)
     done = set(zip(table.get("genotype", []), table.get("seed", [])))
     todo = [row for row in source.to_dict("records") if (row["genotype"], row["seed"]) not in done]

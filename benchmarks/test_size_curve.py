@@ -34,7 +34,7 @@ from evaluator.data import load_dataset
 from evaluator.standalone import correct_per_image, load_network
 from machine import describe_machine
 from measures import seed_noise, seed_tau
-from standalone_table import load_table, weights_file, write_table
+from standalone_table import load_table, require_kept, weights_file, write_table
 
 SIZES = (250, 500, 1000, 2000, 5000, 10000, 20000)
 
@@ -45,10 +45,7 @@ def per_image(table: pd.DataFrame, weights: Path, cache: Path, threads: int) -> 
     todo = table[~table.set_index(["genotype", "seed"]).index.isin(done.set_index(["genotype", "seed"]).index)]
     if todo.empty:
         return done
-    missing = [r for r in todo.itertuples() if not weights_file(weights, r.name, r.seed).is_file()]
-    if missing:
-        fail(f"--weights {weights}: {len(missing)} of the {len(todo)} networks to score are not kept, "
-             f"e.g. {weights_file(weights, missing[0].name, missing[0].seed)}")
+    require_kept(todo, weights, f"--weights {weights}")
     budget = todo.iloc[0]
     data = load_dataset(budget["dataset"], seed=0, **json.loads(budget["dataset_options"]))
     torch.set_num_threads(threads)
