@@ -77,6 +77,7 @@ VARIANTS: Dict[str, Dict[str, Any]] = {
 
 RUNS = Path(__file__).resolve().parent / "runs" / "reward_fidelity"
 OUTCOME_RUNS = Path(__file__).resolve().parent / "runs" / "search_outcome" / "default"
+TABLE = RESULTS / "standalone_table.parquet"  # budget B; --table judges by another budget's table
 
 
 def variant_folder(name: str, seed: int, runs: Path = RUNS, outcome_runs: Path = OUTCOME_RUNS) -> Path:
@@ -175,6 +176,7 @@ def summarise(scores: pd.DataFrame, table: pd.DataFrame, names: Dict[str, Tuple[
     """One row per scored run and BN mode (``names``: run -> (variant, search seed)), and per variant
     and BN mode the mean and range of each tau over its search seeds."""
     truth = table.groupby("genotype")["test_accuracy"].mean()
+    scores = scores[scores["genotype"].isin(truth.index)]  # a partial table judges only the genotypes it holds
     ceiling = seed_tau(table)["mean"]
     bar = max(0.6, 0.8 * ceiling)
     rows = []
@@ -230,21 +232,25 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--outcome-runs", type=Path, default=OUTCOME_RUNS)
     parser.add_argument("--run", action="append", default=[], metavar="LABEL=DIR",
                         help="also score this finished search run (e.g. supernet_landscape.py's --run)")
+    parser.add_argument("--table", type=Path, default=TABLE, metavar="PARQUET",
+                        help="the stand-alone table to judge by (default results/standalone_table.parquet, budget B)")
+    parser.add_argument("--summary", action="store_true", help="search and score nothing: judge the runs already "
+                        "scored against --table")
     parser.add_argument("--markdown", action="store_true", help="print the README's table of the result file, run nothing")
     args = parser.parse_args(argv)
+    name = ("reward_fidelity_quick" if args.quick else "reward_fidelity") + judged_by(args.table)
     if args.markdown:
-        print(markdown(json.loads((RESULTS / f"reward_fidelity{'_quick' if args.quick else ''}.json").read_text())))
+        print(markdown(json.loads((RESULTS / f"{name}.json").read_text())))
         return
     extra = [text.partition("=")[::2] for text in args.run]
     for label, folder in extra:
         if not label or not is_run(Path(folder)):
             fail(f"--run {label}={folder}: want LABEL=DIR, DIR a search's run directory")
-    name = "reward_fidelity_quick" if args.quick else "reward_fidelity"
     if args.quick:
         args.variants = ["default", "random"]
         args.outcome_runs = args.outcome_runs.parent / "quick"
-    scores_path = RESULTS / f"{name}_scores.parquet"
-    table = pd.read_parquet(RESULTS / "standalone_table.parquet")
+    scores_path = RESULTS / f"{'reward_fidelity_quick' if args.quick else 'reward_fidelity'}_scores.parquet"
+    table = standalone_table.load_table(args.table, "--table")
     genotypes = sorted(table["genotype"].unique())
     base = search_outcome.QUICK_SEARCH if args.quick else {}
     if any(seed < 0 for seed in args.seeds):
@@ -256,6 +262,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     wanted.sort(key=lambda item: item[0][1] is not None and
                 not (variant_folder(*item[0], args.runs, args.outcome_runs) / "winner.json").exists())
     scores = pd.read_parquet(scores_path) if scores_path.exists() else pd.DataFrame(columns=["run", "genotype"])
+    if args.summary:
+        summarise_scored(scores, table, wanted, args, name)
+        return
     names: Dict[str, Tuple[str, Optional[int]]] = {}
     for (variant, seed), obtain in wanted:
         run = str(obtain())
@@ -264,11 +273,42 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         if set(genotypes) - done:
             scores = pd.concat([scores, score_run(Path(run), [g for g in genotypes if g not in done])], ignore_index=True)
             standalone_table.write_table(scores, scores_path)
-        result = {"benchmark": name, "machine": describe_machine(),
-                  "settings": {"variants": {v: VARIANTS[v] for v in args.variants}, "search_seeds": args.seeds,
-                               "standalone_table": "standalone_table.parquet (budget B, mean over its seeds)"},
-                  **summarise(scores[scores["run"].isin(names)], table, names)}
+        result = document(name, args, table, scores, names)
         write_result(RESULTS / f"{name}.json", result)  # after every run: an interrupted benchmark keeps its rows
+    show_result(result)
+
+
+
+def judged_by(table: Path) -> str:
+    """The result file's suffix for a table other than the default: ``_against_<its name>``."""
+    return "" if Path(table).resolve() == TABLE.resolve() else f"_against_{Path(table).stem}"
+
+
+def document(name: str, args: argparse.Namespace, table: pd.DataFrame, scores: pd.DataFrame,
+             names: Dict[str, Tuple[str, Optional[int]]]) -> Dict[str, Any]:
+    """The result file: the machine, the settings (with the table judged by) and the summary."""
+    budget = {k: table[k].iloc[0].item() if hasattr(table[k].iloc[0], "item") else table[k].iloc[0]
+              for k in ("epochs", "batch_size", "lr", "dataset", "dataset_options") if k in table}
+    return {"benchmark": name, "machine": describe_machine(),
+            "settings": {"variants": {v: VARIANTS[v] for v in args.variants}, "search_seeds": args.seeds,
+                         "standalone_table": f"{Path(args.table).name} (mean over its seeds)",
+                         "standalone_table_runs": int(len(table)), "standalone_budget": budget},
+            **summarise(scores[scores["run"].isin(names)], table, names)}
+
+
+def summarise_scored(scores: pd.DataFrame, table: pd.DataFrame, wanted: Sequence[Tuple[Tuple[str, Optional[int]], Any]],
+                     args: argparse.Namespace, name: str) -> None:
+    """--summary: judge against ``table`` the wanted runs whose scores hold every genotype of it."""
+    names: Dict[str, Tuple[str, Optional[int]]] = {}
+    for (label, seed), obtain in wanted:
+        run = str(variant_folder(label, seed, args.runs, args.outcome_runs) if seed is not None else obtain())
+        if set(table["genotype"]) <= set(scores.loc[scores["run"] == run, "genotype"]):
+            names[run] = (label, seed)
+    if not names:
+        fail(f"no run of {', '.join(args.variants)} at search seeds {' '.join(map(str, args.seeds))} is scored on "
+             f"every genotype of {args.table}; run without --summary to score them")
+    result = document(name, args, table, scores, names)
+    write_result(RESULTS / f"{name}.json", result)
     show_result(result)
 
 

@@ -202,6 +202,46 @@ def test_reward_fidelity_gives_each_variant_its_mean_and_range_over_search_seeds
     assert lines[3].startswith("| longer | batch | - | 1.00 | 1.00 | 1.00 | ")
 
 
+def test_reward_fidelity_judges_the_scored_runs_by_another_table_without_scoring(tmp_path, monkeypatch, capsys):
+    """--summary --table: the stored scores judged by another budget's table, only on the genotypes it
+    holds, written to reward_fidelity_against_<table>.json; nothing searched or scored."""
+    import json
+    import pandas as pd
+    import reward_fidelity
+    import standalone_table
+
+    monkeypatch.setattr(reward_fidelity, "RESULTS", tmp_path)
+    runs, outcome = tmp_path / "runs", tmp_path / "outcome"
+    rl, random = (str(reward_fidelity.variant_folder(v, 0, runs, outcome)) for v in ("default", "random"))
+    agree = block_scores({"a": [0.9, 0.8], "b": [0.7, 0.6], "c": [0.5, 0.4], "d": [0.1, 0.1]}, images=(10, 10))
+    reverse = block_scores({"a": [0.1, 0.1], "b": [0.5, 0.5], "c": [0.9, 0.9], "d": [0.8, 0.8]}, images=(10, 10))
+    scores = pd.concat([agree.assign(run=rl), reverse.assign(run=random)]).assign(bn_mode="batch", full_blocks=2)
+    scores.to_parquet(tmp_path / "reward_fidelity_scores.parquet")
+    budget = {"arch": "resnet20", "epochs": 12, "batch_size": 64, "lr": 0.05, "dataset": "styled-glyphs",
+              "dataset_options": {"test_size": 20000}}
+    rows = [{**standalone_table.budget_row(budget), "name": g, "genotype": g, "seed": seed, "val_accuracy": 0.5,
+             "test_accuracy": a + seed / 1000} for g, a in (("a", 0.7), ("b", 0.6), ("c", 0.5)) for seed in (0, 1)]
+    table = tmp_path / "table_2b.parquet"
+    pd.DataFrame(rows).to_parquet(table)
+    common = ["--table", str(table), "--runs", str(runs), "--outcome-runs", str(outcome), "--seeds", "0"]
+    reward_fidelity.main(["--summary", "--variants", "default", "random", *common])
+    result = json.loads((tmp_path / "reward_fidelity_against_table_2b.json").read_text())
+    assert result["genotypes"] == 3 and result["settings"]["standalone_table_runs"] == 6
+    assert result["settings"]["standalone_budget"]["epochs"] == 12
+    tau = {row["variant"]: row["tau"]["whole_split"]["mean"] for row in result["by_variant"]}
+    assert tau == pytest.approx({"default": 1.0, "random": -1.0})
+    # mean supernet accuracy over the table's 3 genotypes, not the 4 scored: (85 + 65 + 45) / 3
+    assert result["by_variant"][0]["supernet_whole_split_mean"] == pytest.approx(0.65)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        reward_fidelity.main(["--summary", "--variants", "warmup-4", *common])
+    assert stop.value.code == 2 and "is scored on every genotype of" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        reward_fidelity.main(["--summary", "--table", str(tmp_path / "missing.parquet")])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == f"error: --table {tmp_path / 'missing.parquet'}: no such table\n"
+
+
 def test_reward_fidelity_refuses_a_negative_search_seed(capsys):
     import reward_fidelity
 
