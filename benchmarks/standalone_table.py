@@ -47,6 +47,7 @@ from evaluator.standalone import StandaloneConfig, load_network, score_split, tr
 from machine import describe_machine
 from searchspace import KNOWN, all_genotypes
 from measures import difference, evaluation_noise, seed_noise, seed_tau
+from standalone_figure import plot_table
 
 # Budget B: 6 epochs of the 10,000 training images at batch 64 (938 steps), lr 0.05 with cosine
 # decay: what 2 CPU cores afford for 72 runs, measured at 3 to 6 minutes a run.
@@ -352,6 +353,15 @@ def gather(pending: Dict[Any, Tuple[str, int]], table: pd.DataFrame, path: Path,
     return table
 
 
+def figure_title(document: Dict[str, Any]) -> str:
+    """The figure's title: the budget, how many of the planned runs, and the seed-against-seed tau."""
+    budget = document["budget"]
+    test = budget["dataset_options"].get("test_size")
+    images = f", {test:,} test images" if test else ""
+    return (f"{budget['arch']}, {budget['epochs']} epochs{images}: {document['runs']} of "
+            f"{document['planned_runs']} runs, seed tau {document['seed_tau']['mean']:.2f}")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="4 genotypes x 2 seeds, 1 epoch on 1,000 images")
@@ -418,6 +428,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if args.against is not None:
         document["against"] = {"table": str(args.against), **against(table, other)}
     write_result(path.with_suffix(".json"), document)
+    plot_table(table, path.with_suffix(".png"), figure_title(document))
     print(json.dumps({k: document[k] for k in ("runs", "seed_tau", "none_test_accuracy", "best_known", "targets")},
                      indent=2, default=float))
     if args.markdown:

@@ -134,6 +134,16 @@ def test_a_table_beside_another_budget_compares_only_the_runs_both_hold(tmp_path
     standalone_table.main(["--summary", "--epochs", "12", "--out", str(path), "--against", str(other)])
     written = json.loads(path.with_suffix(".json").read_text())
     assert written["against"]["table"] == str(other) and written["against"]["runs"] == 12
+    assert path.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the figure beside the JSON
+    assert standalone_table.figure_title(written) == "resnet20, 12 epochs: 13 of 72 runs, seed tau 1.00"
+
+
+def test_the_figure_ranks_genotypes_by_their_mean_over_seeds():
+    import standalone_figure
+
+    table = pd.DataFrame([row(n, s, a / 100, BUDGET) for n, runs in (("se", (70, 74)), ("none", (73, 72)),
+                                                                      ("srm", (75, 71))) for s, a in enumerate(runs)])
+    assert [name for name, _ in standalone_figure.ranked(table)] == ["srm", "none", "se"]  # 73.0, 72.5, 72.0
 
 
 def test_only_keeps_the_named_genotypes_in_the_plans_order_and_refuses_an_unknown_name(tmp_path, capsys):
