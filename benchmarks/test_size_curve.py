@@ -12,7 +12,9 @@ is the training's.
         --weights benchmarks/runs/standalone_12ep_test20k
 
 Writes ``<table>_test_size_curve.json`` (per n: blocks, seed tau mean and sd over blocks, interaction
-sd), a plot beside it (``.png``), and caches the per-image correctness as ``<table>_per_image.parquet``
+sd; and ``fit``: the interaction variance split as network + images / n over the block sizes, with
+what it leaves at 2x, 5x and infinitely many images, so that a larger split is chosen or skipped
+by measurement), a plot beside it (``.png``), and caches the per-image correctness as ``<table>_per_image.parquet``
 (one row per run, its test images' correctness packed as bits), so that a re-plot scores nothing.
 """
 from __future__ import annotations
@@ -81,8 +83,30 @@ def curve(runs: pd.DataFrame, sizes: Sequence[int], max_blocks: int) -> List[Dic
         points.append({"images": n, "blocks": blocks, "blocks_with_a_tau": len(defined),
                        "seed_tau_mean": statistics.mean(defined) if defined else math.nan,
                        "seed_tau_sd_over_blocks": statistics.stdev(defined) if len(defined) > 1 else None,
-                       "interaction_sd_mean": statistics.mean(sds)})
+                       "interaction_sd_mean": statistics.mean(sds),
+                       "interaction_variance_mean": statistics.mean(sd ** 2 for sd in sds)})
     return points
+
+
+def images_fit(points: List[Dict[str, Any]], genotype_variance: float, split: int) -> Dict[str, Any]:
+    """The interaction variance split into the network's and the images', fitted over block sizes n as
+    V(n) = network + images / n (least squares in relative error, as V spans a decade), and what it
+    leaves at the whole split, 2x, 5x and infinitely many images; beside each the single-seed tau of
+    ``seed_noise``'s Gaussian model with the genotypes' variance ``genotype_variance`` (points^2)."""
+    sizes = np.array([p["images"] for p in points], dtype=float)
+    variance = np.array([p["interaction_variance_mean"] for p in points])
+    design = np.stack([np.ones_like(sizes), 1 / sizes], axis=1) / variance[:, None]
+    (network, images), *_ = np.linalg.lstsq(design, np.ones_like(variance), rcond=None)
+    network, images = max(float(network), 0.0), max(float(images), 0.0)
+
+    def at(n: float) -> Dict[str, float]:
+        left = network + (images / n if n != math.inf else 0.0)
+        rho = genotype_variance / (genotype_variance + left) if genotype_variance + left > 0 else math.nan
+        return {"interaction_sd": left ** 0.5, "model_tau": 2 / math.pi * math.asin(rho)}
+
+    return {"network_interaction_sd": network ** 0.5, "images_interaction_sd_at_1000_images": (images / 1000) ** 0.5,
+            "genotype_sd": genotype_variance ** 0.5,
+            "at": {str(n): at(n) for n in (split, 2 * split, 5 * split)} | {"inf": at(math.inf)}}
 
 
 def plot(points: List[Dict[str, Any]], path: Path, title: str) -> None:
@@ -122,8 +146,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     points = curve(runs, sorted(set(args.sizes)), args.max_blocks)
     if not points:
         fail(f"--sizes {args.sizes}: every block is larger than the {int(runs['images'].min())} test images")
+    split = int(runs["images"].min())
+    whole = runs[["genotype", "seed"]].merge(table[["genotype", "seed", "test_accuracy"]], on=["genotype", "seed"])
+    genotype_variance = seed_noise(whole).get("genotype_sd", math.nan) ** 2
     document = {"benchmark": "test_size_curve", "machine": describe_machine(), "table": str(args.table),
-                "runs": len(runs), "genotypes": int(runs["genotype"].nunique()), "points": points}
+                "runs": len(runs), "genotypes": int(runs["genotype"].nunique()), "points": points,
+                "fit": images_fit(points, genotype_variance, split) if len(points) >= 2 else None}
     write_result(Path(f"{stem}_test_size_curve.json"), document)
     plot(points, Path(f"{stem}_test_size_curve.png"),
          f"{len(runs)} runs, {document['genotypes']} genotypes: the ceiling against test images")

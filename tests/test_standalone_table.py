@@ -271,9 +271,12 @@ def test_the_ceiling_is_measured_on_disjoint_blocks_of_the_test_split(kept, tmp_
     whole = document["points"][-1]  # every network's 64 images: the table's own figure
     assert whole["interaction_sd_mean"] == pytest.approx(measures.seed_noise(pd.read_parquet(table))["interaction_sd"])
     assert (tmp_path / "trained_test_size_curve.png").stat().st_size > 0
+    assert set(document["fit"]["at"]) == {"64", "128", "320", "inf"}  # the whole split, 2x, 5x, no images' noise
+    assert document["fit"]["genotype_sd"] == pytest.approx(measures.seed_noise(pd.read_parquet(table))["genotype_sd"])
     # the per-image cache serves a re-plot without the networks
     test_size_curve.main(["--table", str(table), "--weights", str(tmp_path / "gone"), "--sizes", "32"])
-    assert json.loads((tmp_path / "trained_test_size_curve.json").read_text())["points"][0]["blocks"] == 2
+    replot = json.loads((tmp_path / "trained_test_size_curve.json").read_text())
+    assert replot["points"][0]["blocks"] == 2 and replot["fit"] is None  # one block size: nothing to fit
     capsys.readouterr()
     for arguments, message in ((["--sizes", "0"], "--sizes and --max-blocks must be positive"),
                                (["--sizes", "128"], "every block is larger than the 64 test images"),
@@ -299,3 +302,18 @@ def test_the_curve_averages_each_block_sizes_taus_over_disjoint_blocks():
     assert points[0]["seed_tau_mean"] == pytest.approx(0.0) and points[0]["seed_tau_sd_over_blocks"] == pytest.approx(2 ** 0.5)
     assert points[1]["seed_tau_mean"] == pytest.approx(1.0) and points[1]["seed_tau_sd_over_blocks"] is None
     assert test_size_curve.curve(runs, [8], max_blocks=1)[0]["seed_tau_mean"] == pytest.approx(1.0)  # block 1 only
+
+
+def test_the_images_fit_splits_the_interaction_variance_into_network_and_images():
+    import math
+
+    import test_size_curve
+
+    # V(n) = 0.09 + 600 / n exactly: the network's sd 0.3, the images' 600 / n
+    points = [{"images": n, "interaction_variance_mean": 0.09 + 600 / n} for n in (250, 1000, 5000, 20000)]
+    fit = test_size_curve.images_fit(points, genotype_variance=0.81, split=20000)
+    assert fit["network_interaction_sd"] == pytest.approx(0.3)
+    assert fit["images_interaction_sd_at_1000_images"] == pytest.approx(math.sqrt(0.6))
+    assert fit["at"]["40000"]["interaction_sd"] == pytest.approx(math.sqrt(0.09 + 600 / 40000))
+    # no images' noise left: rho = 0.81 / (0.81 + 0.09) = 0.9
+    assert fit["at"]["inf"] == pytest.approx({"interaction_sd": 0.3, "model_tau": 2 / math.pi * math.asin(0.9)})
