@@ -24,6 +24,10 @@ given as its mean and range over the seeds, because one supernet's tau moves wit
     python benchmarks/reward_fidelity.py [--quick] [--variants default warmup-4 ...] [--seeds 0 1 2] [--runs DIR]
         [--run LABEL=DIR ...]
 
+``--table PARQUET`` judges by another stand-alone table (another budget) and writes
+``reward_fidelity_against_<its name>.json``; with ``--summary`` it searches and scores nothing, so
+the stored scores are judged by it in seconds (the genotypes are the same 24).
+
 ``--run`` adds finished searches made elsewhere, for example the supernet of
 ``supernet_landscape.py --run DIR`` (trained longer, with the random policy).
 
@@ -287,12 +291,11 @@ def judged_by(table: Path) -> str:
 def document(name: str, args: argparse.Namespace, table: pd.DataFrame, scores: pd.DataFrame,
              names: Dict[str, Tuple[str, Optional[int]]]) -> Dict[str, Any]:
     """The result file: the machine, the settings (with the table judged by) and the summary."""
-    budget = {k: table[k].iloc[0].item() if hasattr(table[k].iloc[0], "item") else table[k].iloc[0]
-              for k in ("epochs", "batch_size", "lr", "dataset", "dataset_options") if k in table}
     return {"benchmark": name, "machine": describe_machine(),
             "settings": {"variants": {v: VARIANTS[v] for v in args.variants}, "search_seeds": args.seeds,
                          "standalone_table": f"{Path(args.table).name} (mean over its seeds)",
-                         "standalone_table_runs": int(len(table)), "standalone_budget": budget},
+                         "standalone_table_runs": int(len(table)),
+                         "standalone_budget": standalone_table.budget_of(table, "--table")},
             **summarise(scores[scores["run"].isin(names)], table, names)}
 
 

@@ -13,6 +13,8 @@ stand-alone table's budget B (``standalone_table.py``) with 3 seeds and compares
     python benchmarks/search_outcome.py --summary     # a partial result from what has finished
     python benchmarks/search_outcome.py --markdown    # the README's table of results/search_outcome.json
     python benchmarks/search_outcome.py --markdown search_outcome_warmup4   # of the default with 4 warm-up rounds
+    python benchmarks/search_outcome.py --table results/standalone_table_12ep_test20k.parquet
+        # the same searches judged by another table, their winners trained at that table's budget
 
 Every search keeps its run directory under ``--runs`` (default ``benchmarks/runs/search_outcome``),
 so an interrupted benchmark resumes: a finished search (its ``winner.json`` written) is not run
@@ -185,10 +187,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--searches-only", action="store_true", help="run the searches, train no winner")
     parser.add_argument("--summary", action="store_true", help="train nothing: summarise the finished searches "
                         "and the stand-alone runs there are (an unfinished benchmark's partial result)")
+    parser.add_argument("--table", type=Path, metavar="PARQUET", help="judge by this stand-alone table and train "
+                        "the winners at its budget (default: results/standalone_table.parquet at budget B); the "
+                        "result is search_outcome_against_<its name>.json")
     parser.add_argument("--markdown", nargs="?", const="", metavar="RESULT",
                         help="print the README's table of the result file (or of results/RESULT.json), run nothing")
     args = parser.parse_args(argv)
-    name = "search_outcome_quick" if args.quick else "search_outcome"
+    name = ("search_outcome_quick" if args.quick else "search_outcome") + (
+        f"_against_{args.table.stem}" if args.table is not None else "")
     if args.markdown is not None:
         path = RESULTS / f"{args.markdown or name}.json"
         if not path.is_file():
@@ -197,9 +203,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         return
     search_seeds, seeds = (1, 1) if args.quick else (args.seeds, args.standalone_seeds)
     runs_dir = args.runs / ("quick" if args.quick else "default")
-    budget = {"arch": "resnet20", "epochs": 1 if args.quick else standalone_table.EPOCHS,
-              "batch_size": standalone_table.BATCH_SIZE, "lr": standalone_table.LR,
-              "dataset": standalone_table.DATASET, "dataset_options": standalone_table.QUICK_DATA if args.quick else {}}
+    if args.table is not None:  # before any search: a bad table is refused at once
+        given = standalone_table.load_table(args.table, "--table")
+        budget = standalone_table.budget_of(given, "--table")
+    else:
+        budget = {"arch": "resnet20", "epochs": 1 if args.quick else standalone_table.EPOCHS,
+                  "batch_size": standalone_table.BATCH_SIZE, "lr": standalone_table.LR,
+                  "dataset": standalone_table.DATASET, "dataset_options": standalone_table.QUICK_DATA if args.quick else {}}
     runs = []
     for policy in args.policies:
         for seed in range(search_seeds):
@@ -216,7 +226,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if args.searches_only:
         print(json.dumps(runs, indent=1))
         return
-    reference = table_at(RESULTS / f"standalone_table{'_quick' if args.quick else ''}.parquet", budget)
+    reference = (given if args.table is not None
+                 else table_at(RESULTS / f"standalone_table{'_quick' if args.quick else ''}.parquet", budget))
     standalone = RESULTS / f"{name}_standalone.parquet"
     winners = (table_at(standalone, budget) if args.summary
                else train_winners([r["winner"] for r in runs], seeds, budget, standalone, reference))
@@ -224,7 +235,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         "benchmark": name, "machine": describe_machine(),
         "settings": {"search": "the embedded default config" + (f" with {json.dumps(QUICK_SEARCH)}" if args.quick else ""),
                      "search_seeds": search_seeds, "policies": args.policies, "standalone_budget": budget,
-                     "standalone_seeds": seeds, "reference_table_genotypes": int(reference["genotype"].nunique()) if len(reference) else 0},
+                     "standalone_seeds": seeds, "reference_table": str(args.table or "standalone_table.parquet"),
+                     "reference_table_genotypes": int(reference["genotype"].nunique()) if len(reference) else 0},
         **compare(runs, winners, reference),
         "complete": all(r["standalone_seeds"] >= seeds for r in runs) and len(runs) == search_seeds * len(args.policies),
     }

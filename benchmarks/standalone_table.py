@@ -149,6 +149,18 @@ def budget_row(budget: Dict[str, Any]) -> Dict[str, Any]:
             "dataset_options": json.dumps(budget["dataset_options"], sort_keys=True)}
 
 
+def budget_of(table: pd.DataFrame, flag: str) -> Dict[str, Any]:
+    """The budget a table was measured at (``budget_row`` read back); exit 2 when its rows mix budgets."""
+    budget: Dict[str, Any] = {}
+    for column in BUDGET_COLUMNS:
+        values = table[column].unique()
+        if len(values) != 1:
+            fail(f"{flag}: the table's rows hold {len(values)} values of {column}, not one budget")
+        value = values[0].item() if hasattr(values[0], "item") else values[0]  # numpy scalars as plain numbers
+        budget[column] = json.loads(value) if column == "dataset_options" else value
+    return budget
+
+
 def load_table(path: Path, flag: str) -> pd.DataFrame:
     """The stand-alone table at ``path`` (any budget); exit 2 when it is missing or is not one."""
     if not path.is_file():

@@ -429,3 +429,39 @@ def test_search_outcome_markdown_names_a_missing_result_and_exits_2(capsys):
         search_outcome.main(["--markdown", "no-such-result"])
     assert stop.value.code == 2
     assert "--markdown no-such-result: no result file" in capsys.readouterr().err
+
+
+def test_search_outcome_judges_by_another_table_at_that_tables_budget(tmp_path, monkeypatch, capsys):
+    """--table: the reference and the winners' budget are the table's; a winner the table holds is
+    copied, not trained; the result is search_outcome_against_<table>.json."""
+    import json
+    import pandas as pd
+    import yaml
+    import standalone_table
+    from searchspace import KNOWN
+
+    monkeypatch.setattr(search_outcome, "RESULTS", tmp_path)
+    budget = {"arch": "resnet20", "epochs": 12, "batch_size": 64, "lr": 0.05, "dataset": "styled-glyphs",
+              "dataset_options": {"test_size": 20000}}
+    rows = [{**standalone_table.budget_row(budget), "name": n, "genotype": KNOWN[n].key, "seed": seed,
+             "val_accuracy": a, "test_accuracy": a + seed / 1000}
+            for n, a in (("none", 0.70), ("srm", 0.74), ("se", 0.72)) for seed in (0, 1)]
+    table = tmp_path / "table_2b.parquet"
+    pd.DataFrame(rows).to_parquet(table)
+    out = tmp_path / "runs" / "default" / "rl-seed0"  # a finished search whose winner is se
+    out.mkdir(parents=True)
+    (out / "winner.json").write_text(KNOWN["se"].to_json())
+    (out / "config.yaml").write_text(yaml.safe_dump({"warmup_rounds": 0}))
+    search_outcome.main(["--table", str(table), "--runs", str(tmp_path / "runs"), "--policies", "rl",
+                         "--seeds", "1", "--standalone-seeds", "2"])
+    result = json.loads((tmp_path / "search_outcome_against_table_2b.json").read_text())
+    assert result["settings"]["standalone_budget"] == budget and result["complete"]
+    assert result["runs"][0]["standalone_mean"] == pytest.approx(72.05)  # se's two seeds, from the table
+    assert result["best_known"]["name"] == "srm"
+    assert result["rl_minus_best_known"]["difference"] == pytest.approx(-2.0)
+    assert len(pd.read_parquet(tmp_path / "search_outcome_against_table_2b_standalone.parquet")) == 2
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        search_outcome.main(["--table", str(tmp_path / "missing.parquet"), "--runs", str(tmp_path / "runs")])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == f"error: --table {tmp_path / 'missing.parquet'}: no such table\n"
