@@ -370,8 +370,12 @@ def figure_title(document: Dict[str, Any]) -> str:
     budget = document["budget"]
     test = budget["dataset_options"].get("test_size")
     images = f", {test:,} test images" if test else ""
-    return (f"{budget['arch']}, {budget['epochs']} epochs{images}: {document['runs']} of "
-            f"{document['planned_runs']} runs, seed tau {document['seed_tau']['mean']:.2f}")
+    pairs = document["seed_tau"]["pairs"]
+    if len({p["genotypes"] for p in pairs}) > 1:  # a partial table: its pairs cover different genotypes
+        tau = "seed tau by pair " + ", ".join(f"{p['tau']:.2f} ({p['genotypes']})" for p in pairs)
+    else:
+        tau = f"seed tau {document['seed_tau']['mean']:.2f}"
+    return f"{budget['arch']}, {budget['epochs']} epochs{images}: {document['runs']} of {document['planned_runs']} runs, {tau}"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

@@ -136,6 +136,9 @@ def test_a_table_beside_another_budget_compares_only_the_runs_both_hold(tmp_path
     assert written["against"]["table"] == str(other) and written["against"]["runs"] == 12
     assert path.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the figure beside the JSON
     assert standalone_table.figure_title(written) == "resnet20, 12 epochs: 13 of 72 runs, seed tau 1.00"
+    partial = {**written, "seed_tau": {"mean": 0.6, "pairs": [{"seeds": [0, 1], "genotypes": 20, "tau": 0.5},
+                                                              {"seeds": [0, 2], "genotypes": 9, "tau": 0.7}]}}
+    assert standalone_table.figure_title(partial).endswith("runs, seed tau by pair 0.50 (20), 0.70 (9)")
 
 
 def test_the_figure_ranks_genotypes_by_their_mean_over_seeds():
