@@ -128,6 +128,17 @@ def plot(points: List[Dict[str, Any]], path: Path, title: str) -> None:
     figure.savefig(path)
 
 
+def at_seeds(table: pd.DataFrame, seeds: Sequence[int]) -> pd.DataFrame:
+    """The runs at ``seeds`` of the genotypes measured at every one of them; exit 2 when fewer than 3."""
+    part = table[table["seed"].isin(seeds)]
+    complete = part.groupby("genotype")["seed"].nunique() == len(set(seeds))
+    part = part[part["genotype"].isin(complete[complete].index)]
+    if part["genotype"].nunique() < 3:
+        fail(f"--seeds {' '.join(map(str, seeds))}: {part['genotype'].nunique()} genotypes are measured at all of "
+             f"them; a tau needs 3")
+    return part
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--table", type=Path, required=True, help="a stand-alone table whose networks were kept")
@@ -136,12 +147,18 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="block sizes in images")
     parser.add_argument("--max-blocks", type=int, default=20, help="disjoint blocks per size at most")
     parser.add_argument("--threads", type=int, default=2, help="torch threads for scoring")
+    parser.add_argument("--seeds", type=int, nargs="+", help="only these seeds' runs, of the genotypes measured at "
+                        "all of them (a partial table's complete part); the result is <table>_seeds<...>_test_size_curve")
     args = parser.parse_args(argv)
     if min(args.sizes) < 1 or args.max_blocks < 1:
         fail(f"--sizes and --max-blocks must be positive, got {args.sizes} and {args.max_blocks}")
     table = load_table(args.table, "--table")
     stem = args.table.with_suffix("")
-    runs = per_image(table, args.weights, Path(f"{stem}_per_image.parquet"), args.threads)
+    cache = Path(f"{stem}_per_image.parquet")  # one per table, whichever seeds a pass uses
+    if args.seeds:
+        table = at_seeds(table, args.seeds)
+        stem = Path(f"{stem}_seeds{''.join(map(str, sorted(set(args.seeds))))}")
+    runs = per_image(table, args.weights, cache, args.threads)
     runs = runs.merge(table[["genotype", "seed"]], on=["genotype", "seed"])  # the table's runs only
     points = curve(runs, sorted(set(args.sizes)), args.max_blocks)
     if not points:

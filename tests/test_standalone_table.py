@@ -279,11 +279,14 @@ def test_the_ceiling_is_measured_on_disjoint_blocks_of_the_test_split(kept, tmp_
     # the per-image cache serves a re-plot without the networks
     test_size_curve.main(["--table", str(table), "--weights", str(tmp_path / "gone"), "--sizes", "32"])
     replot = json.loads((tmp_path / "trained_test_size_curve.json").read_text())
+    test_size_curve.main(["--table", str(table), "--weights", str(tmp_path / "gone"), "--sizes", "32", "--seeds", "0"])
+    assert json.loads((tmp_path / "trained_seeds0_test_size_curve.json").read_text())["runs"] == 3  # seed 0's
     assert replot["points"][0]["blocks"] == 2 and replot["fit"] is None  # one block size: nothing to fit
     capsys.readouterr()
     for arguments, message in ((["--sizes", "0"], "--sizes and --max-blocks must be positive"),
                                (["--sizes", "128"], "every block is larger than the 64 test images"),
-                               (["--table", str(tmp_path / "none.parquet")], "no such table")):
+                               (["--table", str(tmp_path / "none.parquet")], "no such table"),
+                               (["--seeds", "0", "7"], "--seeds 0 7: 0 genotypes are measured at all of them")):
         with pytest.raises(SystemExit) as stop:
             test_size_curve.main(["--table", str(table), "--weights", str(kept[1])] + arguments)
         assert stop.value.code == 2 and message in capsys.readouterr().err
