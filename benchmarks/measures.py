@@ -81,8 +81,13 @@ def seed_noise(table: pd.DataFrame, value: str = "test_accuracy") -> Dict[str, o
             "seed_sd": float(wide.var(axis=1).mean()) ** 0.5, "seed_shift_sd": shift_var ** 0.5,
             "interaction_sd": interaction_var ** 0.5, "genotype_sd": genotype_var ** 0.5,
             "one_seed_vs_mean_of_the_others_tau": {"mean": statistics.mean(rest), "per_seed": rest},
-            "model": {"rho": rho, "tau": {n: 2 / math.pi * math.asin(r) for n, r in rho.items()},
+            "model": {"rho": rho, "tau": {n: model_tau(r) for n, r in rho.items()},
                       "interaction_sd_for_single_seed_tau_0.7": (genotype_var * (1 / needed_rho - 1)) ** 0.5}}
+
+
+def model_tau(rho: float) -> float:
+    """Kendall's tau of two Gaussian rankings whose values correlate ``rho``: (2 / pi) arcsin(rho)."""
+    return 2 / math.pi * math.asin(rho)
 
 
 def evaluation_noise(table: pd.DataFrame) -> Dict[str, float]:

@@ -242,7 +242,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                         "scored against --table")
     parser.add_argument("--markdown", action="store_true", help="print the README's table of the result file, run nothing")
     args = parser.parse_args(argv)
-    name = ("reward_fidelity_quick" if args.quick else "reward_fidelity") + judged_by(args.table)
+    name = ("reward_fidelity_quick" if args.quick else "reward_fidelity") + standalone_table.judged_by(args.table, TABLE)
     if args.markdown:
         print(markdown(json.loads((RESULTS / f"{name}.json").read_text())))
         return
@@ -281,11 +281,6 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         write_result(RESULTS / f"{name}.json", result)  # after every run: an interrupted benchmark keeps its rows
     show_result(result)
 
-
-
-def judged_by(table: Path) -> str:
-    """The result file's suffix for a table other than the default: ``_against_<its name>``."""
-    return "" if Path(table).resolve() == TABLE.resolve() else f"_against_{Path(table).stem}"
 
 
 def document(name: str, args: argparse.Namespace, table: pd.DataFrame, scores: pd.DataFrame,

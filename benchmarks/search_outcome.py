@@ -193,8 +193,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--markdown", nargs="?", const="", metavar="RESULT",
                         help="print the README's table of the result file (or of results/RESULT.json), run nothing")
     args = parser.parse_args(argv)
-    name = ("search_outcome_quick" if args.quick else "search_outcome") + (
-        f"_against_{args.table.stem}" if args.table is not None else "")
+    name = ("search_outcome_quick" if args.quick else "search_outcome") + standalone_table.judged_by(
+        args.table, RESULTS / f"standalone_table{'_quick' if args.quick else ''}.parquet")
     if args.markdown is not None:
         path = RESULTS / f"{args.markdown or name}.json"
         if not path.is_file():

@@ -149,6 +149,11 @@ def budget_row(budget: Dict[str, Any]) -> Dict[str, Any]:
             "dataset_options": json.dumps(budget["dataset_options"], sort_keys=True)}
 
 
+def judged_by(table: Optional[Path], default: Path) -> str:
+    """A result file's suffix when a benchmark judges by a table other than its ``default``: ``_against_<its name>``."""
+    return "" if table is None or Path(table).resolve() == Path(default).resolve() else f"_against_{Path(table).stem}"
+
+
 def budget_of(table: pd.DataFrame, flag: str) -> Dict[str, Any]:
     """The budget a table was measured at (``budget_row`` read back); exit 2 when its rows mix budgets."""
     budget: Dict[str, Any] = {}

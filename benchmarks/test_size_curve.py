@@ -35,7 +35,7 @@ from common import fail, write_result  # first: sets the import path
 from evaluator.data import load_dataset
 from evaluator.standalone import correct_per_image, load_network
 from machine import describe_machine
-from measures import seed_noise, seed_tau
+from measures import model_tau, seed_noise, seed_tau
 from standalone_table import load_table, require_kept, weights_file, write_table
 
 SIZES = (250, 500, 1000, 2000, 5000, 10000, 20000)
@@ -102,7 +102,7 @@ def images_fit(points: List[Dict[str, Any]], genotype_variance: float, split: in
     def at(n: float) -> Dict[str, float]:
         left = network + (images / n if n != math.inf else 0.0)
         rho = genotype_variance / (genotype_variance + left) if genotype_variance + left > 0 else math.nan
-        return {"interaction_sd": left ** 0.5, "model_tau": 2 / math.pi * math.asin(rho)}
+        return {"interaction_sd": left ** 0.5, "model_tau": model_tau(rho)}
 
     return {"network_interaction_sd": network ** 0.5, "images_interaction_sd_at_1000_images": (images / 1000) ** 0.5,
             "genotype_sd": genotype_variance ** 0.5,
