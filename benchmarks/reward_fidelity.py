@@ -248,7 +248,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         return
     extra = [text.partition("=")[::2] for text in args.run]
     for label, folder in extra:
-        if not label or not is_run(Path(folder)):
+        # --summary reads only stored scores, so a run directory deleted since it was scored still counts
+        if not label or not (args.summary or is_run(Path(folder))):
             fail(f"--run {label}={folder}: want LABEL=DIR, DIR a search's run directory")
     if args.quick:
         args.variants = ["default", "random"]
@@ -302,6 +303,9 @@ def summarise_scored(scores: pd.DataFrame, table: pd.DataFrame, wanted: Sequence
         run = str(variant_folder(label, seed, args.runs, args.outcome_runs) if seed is not None else obtain())
         if set(table["genotype"]) <= set(scores.loc[scores["run"] == run, "genotype"]):
             names[run] = (label, seed)
+        elif seed is None:
+            fail(f"--run {label}: {run} is not scored on every genotype of {args.table}; "
+                 "run without --summary to score it")
     if not names:
         fail(f"no run of {', '.join(args.variants)} at search seeds {' '.join(map(str, args.seeds))} is scored on "
              f"every genotype of {args.table}; run without --summary to score them")

@@ -242,6 +242,38 @@ def test_reward_fidelity_judges_the_scored_runs_by_another_table_without_scoring
     assert capsys.readouterr().err == f"error: --table {tmp_path / 'missing.parquet'}: no such table\n"
 
 
+def test_reward_fidelity_summary_judges_a_run_whose_directory_is_gone(tmp_path, monkeypatch, capsys):
+    """--summary --run LABEL=DIR needs only DIR's stored scores (run directories are not kept in git);
+    a run with no stored scores is refused with its label named."""
+    import json
+    import pandas as pd
+    import reward_fidelity
+    import standalone_table
+
+    monkeypatch.setattr(reward_fidelity, "RESULTS", tmp_path)
+    gone = tmp_path / "landscape"  # never created: scored once, then deleted
+    scores = block_scores({"a": [0.9, 0.8], "b": [0.7, 0.6], "c": [0.5, 0.4]}, images=(10, 10))
+    scores.assign(run=str(gone.resolve()), bn_mode="batch", full_blocks=2).to_parquet(
+        tmp_path / "reward_fidelity_scores.parquet")
+    budget = {"arch": "resnet20", "epochs": 6, "batch_size": 64, "lr": 0.05, "dataset": "styled-glyphs",
+              "dataset_options": {}}
+    rows = [{**standalone_table.budget_row(budget), "name": g, "genotype": g, "seed": seed, "val_accuracy": 0.5,
+             "test_accuracy": a + seed / 1000} for g, a in (("a", 0.7), ("b", 0.6), ("c", 0.5)) for seed in (0, 1)]
+    table = tmp_path / "table.parquet"
+    pd.DataFrame(rows).to_parquet(table)
+    common = ["--summary", "--variants", "default", "--seeds", "0", "--table", str(table),
+              "--runs", str(tmp_path / "runs"), "--outcome-runs", str(tmp_path / "outcome")]
+    reward_fidelity.main([*common, "--run", f"landscape={gone}"])
+    result = json.loads((tmp_path / "reward_fidelity_against_table.json").read_text())
+    assert [row["variant"] for row in result["by_variant"]] == ["landscape"]
+    assert result["by_variant"][0]["tau"]["whole_split"]["mean"] == pytest.approx(1.0)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        reward_fidelity.main([*common, "--run", f"other={tmp_path / 'other'}"])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.startswith("error: --run other: ")
+
+
 def test_reward_fidelity_refuses_a_negative_search_seed(capsys):
     import reward_fidelity
 
