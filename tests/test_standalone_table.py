@@ -81,7 +81,8 @@ def test_extend_keeps_the_tables_genotypes_and_plans_the_same_table_when_resumed
 
 
 def row(name: str, seed: int, accuracy: float, budget: dict) -> dict:
-    return {"name": name, "genotype": KNOWN[name].key, "seed": seed, "test_accuracy": accuracy,
+    genotype = KNOWN[name].key if name in KNOWN else name  # a drawn genotype stands for its own key
+    return {"name": name, "genotype": genotype, "seed": seed, "test_accuracy": accuracy,
             "val_accuracy": accuracy, "train_accuracy": accuracy + 0.05, "params": 1, "macs": 1,
             "wall_time_s": 1.0, **standalone_table.budget_row(budget)}
 
@@ -182,6 +183,20 @@ def test_summary_finds_the_best_known_module_and_judges_the_targets():
     assert summary["targets"]["best known beats none by >= 1.0 point and > 2 standard errors"]
     assert summary["targets"]["none below 97 %"]
     assert summary["none_train_minus_val_points"] == pytest.approx(5.0)
+
+
+def test_the_summary_gives_the_known_modules_and_the_spread_genotypes_their_own_ceiling():
+    # known modules rank alike at both seeds; the two drawn genotypes swap places
+    accuracies = {"none": [0.70, 0.71], "se": [0.75, 0.76], "eca": [0.80, 0.81],
+                  "random-00": [0.72, 0.74], "random-01": [0.73, 0.725], "random-02": [0.60, 0.61]}
+    table = pd.DataFrame([row(name, seed, a, BUDGET) for name, values in accuracies.items()
+                          for seed, a in enumerate(values)])
+    groups = standalone_table.summarise(table)["by_group"]
+    assert set(groups) == {"known_modules", "spread_genotypes"}
+    assert groups["known_modules"]["genotypes"] == 3 and groups["known_modules"]["runs"] == 6
+    assert groups["known_modules"]["seed_tau"]["mean"] == pytest.approx(1.0)
+    assert groups["spread_genotypes"]["seed_tau"]["mean"] == pytest.approx(1 / 3)  # one of 3 pairs discordant
+    assert groups["spread_genotypes"]["seed_noise_points"]["genotypes"] == 3
 
 
 def test_a_partial_table_does_not_judge_the_tau_target_yet():
