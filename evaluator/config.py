@@ -46,3 +46,6 @@ class EvaluatorConfig:
     # How workers share a round's training (search/loop.py train_shared): "step" all-reduces the
     # gradients every step; "round" is version 1's mean of the workers' deltas.
     sync: str = "step"
+    # With sync "step": how long an actor waits for a peer to join the round's process group or to answer
+    # a collective before the round starts again without it. A peer lost before it joined costs this much.
+    collective_timeout_s: float = 120.0

@@ -73,13 +73,12 @@ class WorkerPool:
     """
 
     def __init__(self, config: EvaluatorConfig, num_workers: int, max_attempts: int = 5,
-                 revive_timeout_s: float = 1800.0, poll_s: float = 1.0, actor_class: type = Evaluator,
-                 collective_timeout_s: float = 120.0) -> None:
+                 revive_timeout_s: float = 1800.0, poll_s: float = 1.0, actor_class: type = Evaluator) -> None:
         remote = ray.remote(actor_class).options(num_cpus=config.num_cpus, num_gpus=config.num_gpus,
                                                max_restarts=-1, max_task_retries=0)
         self.actors = [remote.remote(config, index) for index in range(num_workers)]
         self.max_attempts = max_attempts
-        self.collective_timeout_s = collective_timeout_s
+        self.collective_timeout_s = config.collective_timeout_s
         self.revive_timeout_s, self.poll_s = revive_timeout_s, poll_s
         self.events: List[str] = []
         # Lost actors, kept across calls until they answer: a ping in flight, or a failed ping to repeat

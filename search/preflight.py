@@ -73,6 +73,9 @@ def check_evaluator(config: SearchConfig) -> None:
         raise ConfigError(f"evaluator.bn_mode: unknown mode {evaluator.bn_mode!r}; valid: {', '.join(BN_MODES)}")
     if evaluator.training.batch_size < 1:
         raise ConfigError(f"evaluator.training.batch_size: must be at least 1, got {evaluator.training.batch_size}")
+    if not math.isfinite(evaluator.collective_timeout_s) or evaluator.collective_timeout_s <= 0:
+        raise ConfigError(f"evaluator.collective_timeout_s: must be a number of seconds > 0, got "
+                          f"{evaluator.collective_timeout_s}")
     for name in ("num_cpus", "num_gpus"):
         value = getattr(evaluator, name)
         if not math.isfinite(value) or value < 0:

@@ -38,8 +38,9 @@ from search.preflight import (
 )
 from searchspace.cli import first_line
 
-# What may change when a run is resumed: its budget and where it runs, not what its results depend on.
-RESUMABLE = ("rounds", "ray_address", "evaluator.num_gpus", "evaluator.num_cpus")
+# What may change when a run is resumed: its budget, where it runs and how long it waits for a lost worker,
+# not what its results depend on.
+RESUMABLE = ("rounds", "ray_address", "evaluator.num_gpus", "evaluator.num_cpus", "evaluator.collective_timeout_s")
 # Keys a resume never compares: where the run is (it is the run) and its id (derived from there).
 IDENTITY = ("out", "run_id")
 UNSET = "(unset)"
@@ -82,7 +83,7 @@ def resume_config(config_path: Optional[str], overrides: Dict[str, Any]) -> tupl
                if key not in RESUMABLE and key not in IDENTITY and saved.get(key, UNSET) != given.get(key, UNSET)]
     if changed:
         raise ConfigError(f"--resume keeps the saved run's settings; these differ: {'; '.join(changed)} "
-                          "(only rounds, the Ray address and CPUs/GPUs per worker may change; "
+                          "(only rounds, the Ray address, CPUs/GPUs per worker and the collective timeout may change; "
                           "start a new run with another --out for the rest)")
     resumed = with_defaults(rundir.read_config(), predated)
     for dotted in RESUMABLE:

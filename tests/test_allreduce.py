@@ -2,6 +2,7 @@
 weights whether one process or two Ray actors over gloo compute a round, and a round that loses an
 actor mid-way recomputed by the survivor to the same weights."""
 import threading
+from dataclasses import replace
 
 import pytest
 import ray
@@ -120,7 +121,7 @@ def test_a_worker_lost_mid_round_leaves_the_round_to_the_survivor_with_the_same_
 
     marker = tmp_path / "worker-1-started"
     # a short collective timeout: worker 0 waits in the rendezvous for worker 1, which never joins
-    pool = WorkerPool(config, num_workers=2, poll_s=0.2, collective_timeout_s=10.0,
+    pool = WorkerPool(replace(config, collective_timeout_s=10.0), num_workers=2, poll_s=0.2,
                       actor_class=holding_trainer(marker))
     try:
         pool.initial_state()

@@ -64,6 +64,7 @@ CONFIGS = {  # name -> YAML text of a bad search config
     "warmup-sampling.yaml": "warmup_sampling: greedy\n",
     "reward-images.yaml": "evaluator: {reward_images: 0}\n",
     "bn-mode.yaml": "evaluator: {bn_mode: running}\n",
+    "collective-timeout.yaml": "evaluator: {collective_timeout_s: 0}\n",
     "tiny-data.yaml": "evaluator: {dataset: cluttered-digits, dataset_options: {train_size: 256, val_size: 64, "
                       "test_size: 64, canvas_size: 16, scale: [1.0, 2.0], cache: false}}\n",  # loads in a second
     "option-value.yaml": "evaluator: {dataset: cluttered-digits, dataset_options: {train_size: big}}\n",
@@ -171,6 +172,8 @@ CLI_CASES = {
                                         "warmup_sampling must be one of fair, uniform, got 'greedy'"),
     "search no reward images": ("run_rl_search", "--out {w}/new --config {w}/reward-images.yaml",
                                 "evaluator.reward_images: must be at least 1, got 0"),
+    "search no collective timeout": ("run_rl_search", "--out {w}/new --config {w}/collective-timeout.yaml",
+                                     "evaluator.collective_timeout_s: must be a number of seconds > 0, got 0"),
     "search unknown BN mode": ("run_rl_search", "--out {w}/new --config {w}/bn-mode.yaml",
                                "evaluator.bn_mode: unknown mode 'running'; valid: batch, recalibrate"),
     # resume: what would change the results is refused, naming each key

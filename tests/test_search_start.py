@@ -35,6 +35,13 @@ def test_resume_with_the_saved_settings_given_again_is_accepted(saved, tmp_path)
     assert config.rounds == 9
 
 
+def test_resume_may_change_how_long_a_round_waits_for_a_lost_worker(saved, tmp_path):
+    patient = tmp_path / "patient.yaml"
+    patient.write_text(yaml.safe_dump({**CONFIG, "evaluator": {**CONFIG["evaluator"], "collective_timeout_s": 30}}))
+    config, _ = resolve(str(patient), flags(saved.root), resume=True)
+    assert config.evaluator.collective_timeout_s == 30.0 and SearchConfig().evaluator.collective_timeout_s == 120.0
+
+
 def test_resume_names_every_differing_setting_with_its_old_and_new_value(saved, tmp_path):
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump({**CONFIG, "samples_per_round": 20, "train_steps": 4}))

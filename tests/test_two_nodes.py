@@ -63,7 +63,9 @@ def tiny_config(tmp_path_factory):
         "rounds": ROUNDS, "workers": 2, "train_steps": 4, "samples_per_round": SAMPLES, "derive_top": 1,
         "derive_samples": 1, "seed": 3,
         "evaluator": {"dataset_options": {"train_size": 256, "val_size": 128, "test_size": 64},
-                      "data_dir": str(folder / "data"), "val_batch_size": 64, "training": {"batch_size": 32}},
+                      "data_dir": str(folder / "data"), "val_batch_size": 64, "training": {"batch_size": 32},
+                      # the survivor of a node lost before its round's rendezvous waits this long, not 120 s
+                      "collective_timeout_s": 20},
     }))
     return path
 
