@@ -275,6 +275,7 @@ def against(table: pd.DataFrame, other: pd.DataFrame) -> Dict[str, Any]:
             "runs": len(shared), "genotypes": int(shared["genotype"].nunique()),
             "seed_noise_points": {side: seed_noise(runs) for side, runs in sides.items()},
             "seed_tau": {side: seed_tau(runs) for side, runs in sides.items()},
+            "by_group": {side: by_group(runs) for side, runs in sides.items()},
             "mean_change_points": {name: float(v) for name, v in change.items()},
             "tau_between_budgets": float(stats.kendalltau(means["this"], means["other"].reindex(means["this"].index)).statistic)
             if len(change) >= 3 else None}
