@@ -399,7 +399,7 @@ def figure_title(document: Dict[str, Any]) -> str:
     return f"{budget['arch']}, {budget['epochs']} epochs{images}: {document['runs']} of {document['planned_runs']} runs, {tau}"
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="4 genotypes x 2 seeds, 1 epoch on 1,000 images")
     parser.add_argument("--genotypes", type=int, default=24, help="known modules plus spread genotypes (default 24)")
@@ -428,7 +428,24 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                         "on the runs both hold (noise, spread, each genotype's change)")
     parser.add_argument("--summary", action="store_true", help="only summarise the Parquet file")
     parser.add_argument("--markdown", action="store_true", help="also print the per-genotype table as Markdown")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def describe_table(table: pd.DataFrame, planned_runs: int, args: argparse.Namespace,
+                   other: Optional[pd.DataFrame]) -> Dict[str, Any]:
+    """The JSON's account of ``table``: run time, the summary, where it was rescored from, and the
+    comparison with ``--against``'s table."""
+    document = {"run_seconds_total": float(table["wall_time_s"].sum()), "planned_runs": planned_runs,
+                **summarise(table, planned_runs)}
+    if args.rescore is not None:
+        document["rescored_from"] = str(args.rescore)
+    if args.against is not None:
+        document["against"] = {"table": str(args.against), **against(table, other)}
+    return document
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = make_parser().parse_args(argv)
     name = "standalone_table_quick" if args.quick else "standalone_table"
     path = args.out or RESULTS / f"{name}.parquet"
     options = {**(QUICK_DATA if args.quick else {}), **args.dataset_options}
@@ -458,12 +475,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     document = {"benchmark": name, "machine": describe_machine(),
                 "budget": budget, "seeds": seeds, "planned_genotypes": [list(p) for p in picks],
                 "seconds_this_invocation": time.perf_counter() - started,
-                "run_seconds_total": float(table["wall_time_s"].sum()), "planned_runs": len(picks) * seeds,
-                **summarise(table, len(picks) * seeds)}
-    if args.rescore is not None:
-        document["rescored_from"] = str(args.rescore)
-    if args.against is not None:
-        document["against"] = {"table": str(args.against), **against(table, other)}
+                **describe_table(table, len(picks) * seeds, args, other)}
     write_result(path.with_suffix(".json"), document)
     plot_table(table, path.with_suffix(".png"), figure_title(document))
     print(json.dumps({k: document[k] for k in ("runs", "seed_tau", "none_test_accuracy", "best_known", "targets")},
