@@ -177,7 +177,7 @@ def markdown(result: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seeds", type=int, default=3, help="search seeds per policy (default 3)")
@@ -192,7 +192,37 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                         "result is search_outcome_against_<its name>.json")
     parser.add_argument("--markdown", nargs="?", const="", metavar="RESULT",
                         help="print the README's table of the result file (or of results/RESULT.json), run nothing")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def default_budget(quick: bool) -> Dict[str, Any]:
+    """Budget B of the stand-alone table (or its quick variant): what the winners train at without --table."""
+    return {"arch": "resnet20", "epochs": 1 if quick else standalone_table.EPOCHS,
+            "batch_size": standalone_table.BATCH_SIZE, "lr": standalone_table.LR,
+            "dataset": standalone_table.DATASET, "dataset_options": standalone_table.QUICK_DATA if quick else {}}
+
+
+def run_searches(args: argparse.Namespace, search_seeds: int, runs_dir: Path) -> List[Dict[str, Any]]:
+    """Each policy's searches (run, or found finished), one row per search with its winner; with
+    ``--summary`` only the finished ones."""
+    runs = []
+    for policy in args.policies:
+        for seed in range(search_seeds):
+            out = runs_dir / f"{policy}-seed{seed}"
+            if args.summary and not (out / "winner.json").exists():
+                continue
+            seconds = run_search(out, policy, seed, QUICK_SEARCH if args.quick else {}, runs_dir / "seconds.json")
+            winner = load(out / "winner.json")
+            runs.append({"policy": policy, "search_seed": seed, "winner": winner.key, "search_seconds": seconds,
+                         "supernet_val_accuracy": winner.metadata.get("val_accuracy"),
+                         # the default changed once (issue 15: 4 -> 0); a result says which it measured
+                         "warmup_rounds": RunDir(str(out)).read_config().get("warmup_rounds"),
+                         "run": str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out)})
+    return runs
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = make_parser().parse_args(argv)
     name = ("search_outcome_quick" if args.quick else "search_outcome") + standalone_table.judged_by(
         args.table, RESULTS / f"standalone_table{'_quick' if args.quick else ''}.parquet")
     if args.markdown is not None:
@@ -207,22 +237,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         given = standalone_table.load_table(args.table, "--table")
         budget = standalone_table.budget_of(given, "--table")
     else:
-        budget = {"arch": "resnet20", "epochs": 1 if args.quick else standalone_table.EPOCHS,
-                  "batch_size": standalone_table.BATCH_SIZE, "lr": standalone_table.LR,
-                  "dataset": standalone_table.DATASET, "dataset_options": standalone_table.QUICK_DATA if args.quick else {}}
-    runs = []
-    for policy in args.policies:
-        for seed in range(search_seeds):
-            out = runs_dir / f"{policy}-seed{seed}"
-            if args.summary and not (out / "winner.json").exists():
-                continue
-            seconds = run_search(out, policy, seed, QUICK_SEARCH if args.quick else {}, runs_dir / "seconds.json")
-            winner = load(out / "winner.json")
-            runs.append({"policy": policy, "search_seed": seed, "winner": winner.key, "search_seconds": seconds,
-                         "supernet_val_accuracy": winner.metadata.get("val_accuracy"),
-                         # the default changed once (issue 15: 4 -> 0); a result says which it measured
-                         "warmup_rounds": RunDir(str(out)).read_config().get("warmup_rounds"),
-                         "run": str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out)})
+        budget = default_budget(args.quick)
+    runs = run_searches(args, search_seeds, runs_dir)
     if args.searches_only:
         print(json.dumps(runs, indent=1))
         return
