@@ -195,13 +195,6 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def default_budget(quick: bool) -> Dict[str, Any]:
-    """Budget B of the stand-alone table (or its quick variant): what the winners train at without --table."""
-    return {"arch": "resnet20", "epochs": 1 if quick else standalone_table.EPOCHS,
-            "batch_size": standalone_table.BATCH_SIZE, "lr": standalone_table.LR,
-            "dataset": standalone_table.DATASET, "dataset_options": standalone_table.QUICK_DATA if quick else {}}
-
-
 def run_searches(args: argparse.Namespace, search_seeds: int, runs_dir: Path) -> List[Dict[str, Any]]:
     """Each policy's searches (run, or found finished), one row per search with its winner; with
     ``--summary`` only the finished ones."""
@@ -237,7 +230,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         given = standalone_table.load_table(args.table, "--table")
         budget = standalone_table.budget_of(given, "--table")
     else:
-        budget = default_budget(args.quick)
+        budget = standalone_table.make_budget(args.quick)  # budget B: what the winners train at without --table
     runs = run_searches(args, search_seeds, runs_dir)
     if args.searches_only:
         print(json.dumps(runs, indent=1))

@@ -143,6 +143,14 @@ def extended(picks: Sequence[Tuple[str, str]], table: pd.DataFrame) -> List[Tupl
     return have + [(name, key) for name, key in picks if key not in keys]
 
 
+def make_budget(quick: bool, epochs: int = EPOCHS, batch_size: int = BATCH_SIZE, lr: float = LR,
+                dataset: str = DATASET, dataset_options: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """A stand-alone budget (budget B by default); ``quick``: 1 epoch on the small quick splits."""
+    options = {**(QUICK_DATA if quick else {}), **(dataset_options or {})}
+    return {"arch": "resnet20", "epochs": 1 if quick else epochs, "batch_size": batch_size,
+            "lr": lr, "dataset": dataset, "dataset_options": options}
+
+
 def budget_row(budget: Dict[str, Any]) -> Dict[str, Any]:
     """The budget as flat columns (dataset options as sorted JSON), the same in every row of one table."""
     return {**{k: budget[k] for k in BUDGET_COLUMNS if k != "dataset_options"},
@@ -448,9 +456,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = make_parser().parse_args(argv)
     name = "standalone_table_quick" if args.quick else "standalone_table"
     path = args.out or RESULTS / f"{name}.parquet"
-    options = {**(QUICK_DATA if args.quick else {}), **args.dataset_options}
-    budget = {"arch": "resnet20", "epochs": 1 if args.quick else args.epochs, "batch_size": args.batch_size,
-              "lr": args.lr, "dataset": args.dataset, "dataset_options": options}
+    budget = make_budget(args.quick, args.epochs, args.batch_size, args.lr, args.dataset, args.dataset_options)
     if args.landscape is not None and not args.landscape.exists():
         fail(f"{args.landscape}: no such landscape file")
     other = None if args.against is None else load_table(args.against, "--against")
