@@ -42,6 +42,35 @@ def seed_tau(table: pd.DataFrame, value: str = "test_accuracy") -> Dict[str, obj
     return {"mean": mean, "pairs": pairs}
 
 
+def mean_of_seeds_tau(table: pd.DataFrame, value: str = "test_accuracy") -> Dict[int, Dict[str, object]]:
+    """Kendall's tau between two rankings by the mean of k seeds each, the seeds disjoint, for every k.
+
+    What a ground truth of k-seed means resolves, measured rather than modelled: with S seeds,
+    each k from 1 to S // 2 averages the tau over every split into two disjoint k-seed sets
+    (k = 1 is ``seed_tau``). Each split uses the genotypes measured at all of its 2k seeds.
+    """
+    wide = table.pivot_table(index="genotype", columns="seed", values=value)
+    seeds = sorted(wide.columns)
+    result: Dict[int, Dict[str, object]] = {}
+    for k in range(1, len(seeds) // 2 + 1):
+        taus, genotypes = [], []
+        for first in itertools.combinations(seeds, k):
+            rest = [s for s in seeds if s not in first]
+            for second in itertools.combinations(rest, k):
+                if second < first:
+                    continue  # each unordered split once
+                both = wide[list(first) + list(second)].dropna()
+                if len(both) < 3:
+                    continue
+                taus.append(float(stats.kendalltau(both[list(first)].mean(axis=1),
+                                                   both[list(second)].mean(axis=1)).statistic))
+                genotypes.append(len(both))
+        if taus:
+            result[k] = {"mean": statistics.mean(taus), "min": min(taus), "max": max(taus),
+                         "splits": len(taus), "genotypes": min(genotypes)}
+    return result
+
+
 def interaction(table: pd.DataFrame, value: str) -> Tuple[pd.DataFrame, pd.DataFrame]:
     """``value`` in points as (genotype x seed), genotypes measured at every seed, and its two-way residual.
 

@@ -46,7 +46,7 @@ from evaluator.data import load_dataset
 from evaluator.standalone import StandaloneConfig, load_network, score_split, train_standalone
 from machine import describe_machine
 from searchspace import KNOWN, all_genotypes
-from measures import difference, evaluation_noise, seed_noise, seed_tau
+from measures import difference, evaluation_noise, mean_of_seeds_tau, seed_noise, seed_tau
 from standalone_figure import plot_table
 
 # Budget B: 6 epochs of the 10,000 training images at batch 64 (938 steps), lr 0.05 with cosine
@@ -235,6 +235,7 @@ def summarise(table: pd.DataFrame, planned_runs: Optional[int] = None) -> Dict[s
         "complete": complete,
         "genotypes": int(per_genotype["genotype"].nunique()), "runs": len(table),
         "seed_tau": tau,
+        "mean_of_seeds_tau": mean_of_seeds_tau(table),
         "seed_noise_points": seed_noise(table),
         "by_group": by_group(table),
         "evaluation_noise_points": evaluation_noise(table),
@@ -261,7 +262,8 @@ def by_group(table: pd.DataFrame) -> Dict[str, Any]:
     """
     known = table["name"].isin(KNOWN)
     return {group: {"genotypes": int(runs["genotype"].nunique()), "runs": len(runs),
-                    "seed_tau": seed_tau(runs), "seed_noise_points": seed_noise(runs)}
+                    "seed_tau": seed_tau(runs), "mean_of_seeds_tau": mean_of_seeds_tau(runs),
+                    "seed_noise_points": seed_noise(runs)}
             for group, runs in (("known_modules", table[known]), ("spread_genotypes", table[~known]))
             if len(runs)}
 

@@ -40,6 +40,21 @@ def test_seed_tau_on_known_permutations():
     assert tau["mean"] == pytest.approx(-1 / 3)
 
 
+def test_mean_of_seeds_tau_splits_the_seeds_into_disjoint_halves():
+    values = {"a": [0, 0, 0, 0], "b": [1, 1, 1, 1], "c": [2, 2, 2, -10]}  # seed 3 puts c last
+    table = pd.DataFrame([{"genotype": g, "seed": s, "test_accuracy": v}
+                          for g, row in values.items() for s, v in enumerate(row)])
+    result = measures.mean_of_seeds_tau(table)
+    assert sorted(result) == [1, 2]
+    assert result[1]["mean"] == pytest.approx(measures.seed_tau(table)["mean"]) == pytest.approx(1 / 3)
+    assert result[1]["splits"] == 6 and result[1]["min"] == pytest.approx(-1 / 3) and result[1]["max"] == pytest.approx(1.0)
+    # every split of 4 seeds into two pairs holds seed 3 on one side: c's mean is -4 there, 2 on the other
+    assert result[2] == {"mean": pytest.approx(-1 / 3), "min": pytest.approx(-1 / 3), "max": pytest.approx(-1 / 3),
+                         "splits": 3, "genotypes": 3}
+    partial = measures.mean_of_seeds_tau(table[~((table["genotype"] == "c") & (table["seed"] == 3))])
+    assert sorted(partial) == [1]  # with c missing at seed 3 no split of two pairs has 3 genotypes
+
+
 def test_known_modules_come_first_then_distinct_canonical_genotypes():
     picks = standalone_table.pick_genotypes(24, seed=0, landscape=None)
     assert len(picks) == 24 and len({key for _, key in picks}) == 24
