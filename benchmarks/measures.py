@@ -55,10 +55,8 @@ def mean_of_seeds_tau(table: pd.DataFrame, value: str = "test_accuracy") -> Dict
     for k in range(1, len(seeds) // 2 + 1):
         taus, genotypes = [], []
         for first in itertools.combinations(seeds, k):
-            rest = [s for s in seeds if s not in first]
-            for second in itertools.combinations(rest, k):
-                if second < first:
-                    continue  # each unordered split once
+            # the second set's seeds all follow the first's smallest: each unordered split once
+            for second in itertools.combinations([s for s in seeds if s > first[0] and s not in first], k):
                 both = wide[list(first) + list(second)].dropna()
                 if len(both) < 3:
                     continue
