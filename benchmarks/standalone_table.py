@@ -291,6 +291,24 @@ def against(table: pd.DataFrame, other: pd.DataFrame) -> Dict[str, Any]:
             if len(change) >= 3 else None}
 
 
+def against_landscape(table: pd.DataFrame, landscape: pd.DataFrame) -> Dict[str, Any]:
+    """How the supernet landscape the genotypes were spread over ranks them against stand-alone training.
+
+    Kendall tau between the landscape's validation accuracy and each genotype's mean test accuracy
+    over its seeds, for every genotype both hold and for the spread genotypes alone (the ones
+    picked by the landscape; the known modules are in the table whatever it says).
+    """
+    means = table.groupby(["name", "genotype"], as_index=False)["test_accuracy"].mean()
+    both = means.merge(landscape.query("status == 'ok'")[["genotype", "val_accuracy"]], on="genotype")
+    spread = both[~both["name"].isin(KNOWN)]
+
+    def tau(rows: pd.DataFrame) -> Optional[float]:
+        return float(stats.kendalltau(rows["val_accuracy"], rows["test_accuracy"]).statistic) if len(rows) >= 3 else None
+
+    return {"genotypes": len(both), "tau": tau(both), "spread_genotypes": len(spread), "tau_spread": tau(spread),
+            "landscape_range": [float(both["val_accuracy"].min()), float(both["val_accuracy"].max())] if len(both) else None}
+
+
 def markdown(summary: Dict[str, Any]) -> str:
     """The per-genotype table as Markdown, best first: what the README shows."""
     lines = ["| rank | name | genotype | test accuracy % (mean ± sd) | seeds | params | MMACs |",
@@ -451,6 +469,9 @@ def describe_table(table: pd.DataFrame, planned_runs: int, args: argparse.Namesp
         document["rescored_from"] = str(args.rescore)
     if args.against is not None:
         document["against"] = {"table": str(args.against), **against(table, other)}
+    if args.landscape is not None:
+        document["against_landscape"] = {"landscape": str(args.landscape),
+                                         **against_landscape(table, pd.read_parquet(args.landscape))}
     return document
 
 

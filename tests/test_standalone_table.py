@@ -116,6 +116,22 @@ def test_a_table_of_another_budget_is_refused_and_one_of_the_same_is_resumed(tmp
     assert len(standalone_table.read_table(path, BUDGET)) == 1  # nothing lost
 
 
+def test_the_landscape_is_judged_by_the_seed_means_of_the_genotypes_it_spread():
+    spread = ["gap|eca|none|none", "gmp|eca|none|none", "gem|eca|none|none"]
+    table = pd.DataFrame([row(name, s, accuracy + s / 1000, BUDGET)  # seeds shift, never reorder
+                          for name, accuracy in (("none", 0.70), ("se", 0.60), (spread[0], 0.50),
+                                                 (spread[1], 0.65), (spread[2], 0.80)) for s in range(2)])
+    landscape = pd.DataFrame({"genotype": [KNOWN["none"].key, KNOWN["se"].key, *spread, "lse|eca|none|none"],
+                              "val_accuracy": [0.1, 0.9, 0.2, 0.3, 0.4, 0.99],
+                              "status": ["ok", "ok", "ok", "ok", "ok", "ok"]})
+    result = standalone_table.against_landscape(table, landscape)
+    assert result["spread_genotypes"] == 3 and result["tau_spread"] == pytest.approx(1.0)
+    assert result["genotypes"] == 5 and result["landscape_range"] == [0.1, 0.9]  # lse: not in the table
+    assert result["tau"] == pytest.approx(0.0)  # none last and se first by the landscape: 5 of 10 pairs reversed
+    failed = landscape.assign(status=["ok", "ok", "nan", "ok", "ok", "ok"])
+    assert standalone_table.against_landscape(table, failed)["tau_spread"] is None  # 2 genotypes: no tau
+
+
 def test_a_table_beside_another_budget_compares_only_the_runs_both_hold(tmp_path, capsys):
     names, crossing = ["none", "se", "srm", "ge"], [[1, -1, 0], [-1, 1, 0], [1, -1, 0], [-1, 1, 0]]
     shorter = pd.DataFrame([row(n, s, (70 + 2 * i + crossing[i][s]) / 100, BUDGET)
