@@ -188,6 +188,20 @@ def load_table(path: Path, flag: str) -> pd.DataFrame:
     return table
 
 
+def load_landscape(path: Path) -> pd.DataFrame:
+    """A supernet landscape (``supernet_landscape.py``'s Parquet); exit 2 when it is missing or is not one."""
+    if not path.is_file():
+        fail(f"{path}: no such landscape file")
+    try:
+        landscape = pd.read_parquet(path)
+    except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
+        fail(f"--landscape {path}: not a Parquet file ({str(error).splitlines()[0]})")
+    missing = [column for column in ("genotype", "val_accuracy", "status") if column not in landscape.columns]
+    if missing:
+        fail(f"--landscape {path}: not a supernet landscape (no column {', '.join(missing)})")
+    return landscape
+
+
 def read_table(path: Path, budget: Dict[str, Any]) -> pd.DataFrame:
     """The rows already measured at this budget; a table of another budget is refused (pass another --out)."""
     if not path.exists():
@@ -480,8 +494,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     name = "standalone_table_quick" if args.quick else "standalone_table"
     path = args.out or RESULTS / f"{name}.parquet"
     budget = make_budget(args.quick, args.epochs, args.batch_size, args.lr, args.dataset, args.dataset_options)
-    if args.landscape is not None and not args.landscape.exists():
-        fail(f"{args.landscape}: no such landscape file")
+    if args.landscape is not None:
+        load_landscape(args.landscape)  # checked before any run starts
     other = None if args.against is None else load_table(args.against, "--against")
     if args.rescore is not None and args.weights is None:
         fail("--rescore needs --weights DIR, where that table's networks are kept")

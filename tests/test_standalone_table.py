@@ -195,11 +195,23 @@ def test_only_keeps_the_named_genotypes_in_the_plans_order_and_refuses_an_unknow
     assert error.count("\n") == 1 and not out.exists()
 
 
-def test_a_missing_landscape_is_one_error_line_and_exit_code_2(tmp_path, capsys):
+def test_a_missing_or_malformed_landscape_is_one_error_line_and_exit_code_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         standalone_table.main(["--landscape", str(tmp_path / "none.parquet"), "--out", str(tmp_path / "t.parquet")])
     assert stop.value.code == 2
     assert capsys.readouterr().err == f"error: {tmp_path / 'none.parquet'}: no such landscape file\n"
+    bad, out = tmp_path / "bad.parquet", tmp_path / "t.parquet"
+    standalone_table.write_table(pd.DataFrame([row("none", 0, 0.5, BUDGET)]), out)
+    for content, why in ((None, "not a Parquet file ("), (pd.DataFrame({"genotype": ["se"]}), "not a supernet landscape (no column val_accuracy, status)")):
+        if content is None:
+            bad.write_text("genotype,val_accuracy\n")
+        else:
+            content.to_parquet(bad)
+        with pytest.raises(SystemExit) as stop:
+            standalone_table.main(["--extend", "--landscape", str(bad), "--out", str(out)])
+        error = capsys.readouterr().err
+        assert stop.value.code == 2 and error.startswith(f"error: --landscape {bad}: {why}") and error.count("\n") == 1
+    assert len(pd.read_parquet(out)) == 1  # the table already written is kept
 
 
 def test_summary_finds_the_best_known_module_and_judges_the_targets():
