@@ -178,28 +178,26 @@ def load_table(path: Path, flag: str) -> pd.DataFrame:
     """The stand-alone table at ``path`` (any budget); exit 2 when it is missing or is not one."""
     if not path.is_file():
         fail(f"{flag} {path}: no such table")
+    return read_checked(path, flag, TABLE_COLUMNS, "a stand-alone table")
+
+
+def read_checked(path: Path, flag: str, columns: Sequence[str], kind: str) -> pd.DataFrame:
+    """The Parquet file at ``path``; exit 2 when it is not Parquet or lacks one of ``columns``."""
     try:
-        table = pd.read_parquet(path)
+        frame = pd.read_parquet(path)
     except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
         fail(f"{flag} {path}: not a Parquet file ({str(error).splitlines()[0]})")
-    missing = [column for column in TABLE_COLUMNS if column not in table.columns]
+    missing = [column for column in columns if column not in frame.columns]
     if missing:
-        fail(f"{flag} {path}: not a stand-alone table (no column {', '.join(missing)})")
-    return table
+        fail(f"{flag} {path}: not {kind} (no column {', '.join(missing)})")
+    return frame
 
 
 def load_landscape(path: Path) -> pd.DataFrame:
     """A supernet landscape (``supernet_landscape.py``'s Parquet); exit 2 when it is missing or is not one."""
     if not path.is_file():
         fail(f"{path}: no such landscape file")
-    try:
-        landscape = pd.read_parquet(path)
-    except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
-        fail(f"--landscape {path}: not a Parquet file ({str(error).splitlines()[0]})")
-    missing = [column for column in ("genotype", "val_accuracy", "status") if column not in landscape.columns]
-    if missing:
-        fail(f"--landscape {path}: not a supernet landscape (no column {', '.join(missing)})")
-    return landscape
+    return read_checked(path, "--landscape", ("genotype", "val_accuracy", "status"), "a supernet landscape")
 
 
 def read_table(path: Path, budget: Dict[str, Any]) -> pd.DataFrame:
