@@ -42,6 +42,21 @@ def seed_tau(table: pd.DataFrame, value: str = "test_accuracy") -> Dict[str, obj
     return {"mean": mean, "pairs": pairs}
 
 
+def seed_tau_without_each(table: pd.DataFrame, value: str = "test_accuracy") -> Dict[str, object]:
+    """The seed-against-seed tau with each genotype left out in turn: whether one genotype carries it.
+
+    A genotype far from the rest (a broken one, say) is ranked alike by every seed and lifts the
+    tau by itself; the lowest leave-one-out tau and the genotype whose removal gives it say how
+    much. Returns the range and, per genotype, the tau without it.
+    """
+    genotypes = sorted(table["genotype"].unique())
+    if len(genotypes) < 4:  # fewer leave under 3 to rank
+        return {}
+    without = {g: float(seed_tau(table[table["genotype"] != g])["mean"]) for g in genotypes}
+    lowest = min(without, key=without.get)
+    return {"min": without[lowest], "max": max(without.values()), "lowest_without": lowest, "per_genotype": without}
+
+
 def mean_of_seeds_tau(table: pd.DataFrame, value: str = "test_accuracy") -> Dict[int, Dict[str, object]]:
     """Kendall's tau between two rankings by the mean of k seeds each, the seeds disjoint, for every k.
 

@@ -46,7 +46,7 @@ from evaluator.data import load_dataset
 from evaluator.standalone import StandaloneConfig, load_network, score_split, train_standalone
 from machine import describe_machine
 from searchspace import KNOWN, all_genotypes
-from measures import difference, evaluation_noise, mean_of_seeds_tau, seed_noise, seed_tau
+from measures import difference, evaluation_noise, mean_of_seeds_tau, seed_noise, seed_tau, seed_tau_without_each
 from standalone_figure import plot_table
 
 # Budget B: 6 epochs of the 10,000 training images at batch 64 (938 steps), lr 0.05 with cosine
@@ -247,6 +247,7 @@ def summarise(table: pd.DataFrame, planned_runs: Optional[int] = None) -> Dict[s
         "complete": complete,
         "genotypes": int(per_genotype["genotype"].nunique()), "runs": len(table),
         "seed_tau": tau,
+        "seed_tau_without_each_genotype": seed_tau_without_each(table),
         "mean_of_seeds_tau": mean_of_seeds_tau(table),
         "seed_noise_points": seed_noise(table),
         "by_group": by_group(table),

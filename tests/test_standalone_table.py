@@ -40,6 +40,17 @@ def test_seed_tau_on_known_permutations():
     assert tau["mean"] == pytest.approx(-1 / 3)
 
 
+def test_leaving_out_the_one_far_genotype_shows_it_carried_the_seed_tau():
+    values = {"g0": [3, 1], "g1": [2, 2], "g2": [1, 3], "far": [-10, -10]}  # the seeds reverse g0-g2; far is last in both
+    table = pd.DataFrame([{"genotype": g, "seed": s, "test_accuracy": v}
+                          for g, row in values.items() for s, v in enumerate(row)])
+    assert measures.seed_tau(table)["mean"] == pytest.approx(0.0)  # 3 concordant pairs with far, 3 discordant
+    result = measures.seed_tau_without_each(table)
+    assert result["lowest_without"] == "far" and result["min"] == pytest.approx(-1.0)
+    assert result["per_genotype"]["g1"] == pytest.approx(1 / 3) and result["max"] == pytest.approx(1 / 3)
+    assert measures.seed_tau_without_each(table[table["genotype"] != "far"]) == {}  # 3 genotypes: 2 left is no ranking
+
+
 def test_mean_of_seeds_tau_splits_the_seeds_into_disjoint_halves():
     values = {"a": [0, 0, 0, 0], "b": [1, 1, 1, 1], "c": [2, 2, 2, -10]}  # seed 3 puts c last
     table = pd.DataFrame([{"genotype": g, "seed": s, "test_accuracy": v}
