@@ -192,6 +192,17 @@ def test_the_figure_ranks_genotypes_by_their_mean_over_seeds():
     assert [name for name, _ in standalone_figure.ranked(table)] == ["srm", "none", "se"]  # 73.0, 72.5, 72.0
 
 
+def test_runs_start_with_the_known_modules_gain_seeds_then_go_seed_by_seed():
+    picks = [("none", "none|none|none|none"), ("se", "gap|fc_relu_fc|none|none"), ("random-00", "gem|eca|lse|strip")]
+    order = [(name, seed) for name, _, seed in standalone_table.run_order(picks, seeds=5)]
+    assert order[:6] == [("none", 0), ("none", 1), ("none", 2), ("se", 0), ("se", 1), ("se", 2)]
+    assert order[6:] == [("random-00", 0), ("random-00", 1), ("random-00", 2),
+                         ("none", 3), ("se", 3), ("random-00", 3), ("none", 4), ("se", 4), ("random-00", 4)]
+    assert len(set(order)) == 15
+    assert [(n, s) for n, _, s in standalone_table.run_order(picks, seeds=2)][:4] == [
+        ("none", 0), ("none", 1), ("se", 0), ("se", 1)]
+
+
 def test_only_keeps_the_named_genotypes_in_the_plans_order_and_refuses_an_unknown_name(tmp_path, capsys):
     picks = standalone_table.pick_genotypes(24, seed=0, landscape=None)
     chosen = standalone_table.only(picks, ["random-08", "srm", "none"])
