@@ -104,7 +104,7 @@ def seed_noise(table: pd.DataFrame, value: str = "test_accuracy") -> Dict[str, o
     square over genotypes), the common shift's sd, the interaction's sd, the genotypes' sd with
     their means' own noise taken out, and the tau of each seed against the mean of the other seeds.
     Modelled (genotype and interaction Gaussian and independent): the rank correlation rho between
-    two means of n seeds and the tau it implies, (2 / pi) arcsin(rho), for n = 1, 2, 3; and the
+    two means of n seeds and the tau it implies, (2 / pi) arcsin(rho), for n = 1, 2, 3, 4, 6; and the
     interaction sd at which two single seeds would agree to tau 0.7 with these genotypes.
     """
     wide, residual = interaction(table, value)
@@ -117,7 +117,7 @@ def seed_noise(table: pd.DataFrame, value: str = "test_accuracy") -> Dict[str, o
     rest = [float(stats.kendalltau(wide[s], wide.drop(columns=s).mean(axis=1)).statistic) for s in wide.columns]
     # identical values everywhere (a tiny table at chance) leave nothing to correlate: NaN
     rho = {n: genotype_var / (genotype_var + interaction_var / n) if genotype_var + interaction_var > 0 else math.nan
-           for n in (1, 2, 3)}
+           for n in (1, 2, 3, 4, 6)}
     needed_rho = math.sin(0.7 * math.pi / 2)
     return {"genotypes": genotypes, "seeds": seeds,
             "seed_sd": float(wide.var(axis=1).mean()) ** 0.5, "seed_shift_sd": shift_var ** 0.5,

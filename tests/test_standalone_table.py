@@ -51,6 +51,17 @@ def test_leaving_out_the_one_far_genotype_shows_it_carried_the_seed_tau():
     assert measures.seed_tau_without_each(table[table["genotype"] != "far"]) == {}  # 3 genotypes: 2 left is no ranking
 
 
+def test_a_table_being_extended_is_read_over_the_seeds_every_genotype_has():
+    values = {"a": [0, 0, 0, 5], "b": [1, 1, 1, 4], "c": [2, 2, 2, 3], "d": [3, 3, 3, None]}  # seed 3 lacks d
+    table = pd.DataFrame([{"name": g, "genotype": g, "seed": s, "test_accuracy": v}
+                          for g, row in values.items() for s, v in enumerate(row) if v is not None])
+    result = standalone_table.over_complete_seeds(table)
+    assert result["seeds"] == [0, 1, 2] and result["seed_tau"] == pytest.approx(1.0)
+    assert result["mean_of_seeds_tau"][1]["mean"] == pytest.approx(1.0)
+    assert measures.seed_tau(table)["mean"] < 1.0  # the partial seed's pairs (a, b, c reversed) pull the whole-table tau down
+    assert standalone_table.over_complete_seeds(table[table["seed"] < 3]) == {}
+
+
 def test_mean_of_seeds_tau_splits_the_seeds_into_disjoint_halves():
     values = {"a": [0, 0, 0, 0], "b": [1, 1, 1, 1], "c": [2, 2, 2, -10]}  # seed 3 puts c last
     table = pd.DataFrame([{"genotype": g, "seed": s, "test_accuracy": v}
