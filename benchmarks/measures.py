@@ -52,7 +52,7 @@ def seed_tau_without_each(table: pd.DataFrame, value: str = "test_accuracy") -> 
     genotypes = sorted(table["genotype"].unique())
     if len(genotypes) < 4:  # fewer leave under 3 to rank
         return {}
-    without = {g: float(seed_tau(table[table["genotype"] != g])["mean"]) for g in genotypes}
+    without = {g: float(seed_tau(table[table["genotype"] != g], value)["mean"]) for g in genotypes}
     lowest = min(without, key=without.get)
     return {"min": without[lowest], "max": max(without.values()), "lowest_without": lowest, "per_genotype": without}
 

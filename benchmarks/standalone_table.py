@@ -58,19 +58,19 @@ BUDGET_COLUMNS = ("arch", "epochs", "batch_size", "lr", "dataset", "dataset_opti
 TABLE_COLUMNS = ("name", "genotype", "seed", "test_accuracy", "val_accuracy") + BUDGET_COLUMNS
 
 
-def pick_genotypes(count: int, seed: int, landscape: Optional[Path]) -> List[Tuple[str, str]]:
+def pick_genotypes(count: int, seed: int, landscape: Optional[pd.DataFrame]) -> List[Tuple[str, str]]:
     """``(name, genotype key)`` pairs: the known modules (all of them unless ``count`` is small), then others.
 
     The others sit at evenly spaced quantiles of a supernet landscape's validation accuracy when
-    one is given, else they are a seeded uniform draw of the canonical genotypes; none repeats a
-    known module.
+    one is given (``load_landscape``'s frame), else they are a seeded uniform draw of the canonical
+    genotypes; none repeats a known module.
     """
     known = list(KNOWN.items())[: min(len(KNOWN), max(1, count - 1))]  # a small table keeps one other genotype
     picks = [(name, genotype.key) for name, genotype in known]
     taken = {key for _, key in picks}
     extra = max(0, count - len(picks))
     if landscape is not None:
-        ranked = pd.read_parquet(landscape).query("status == 'ok'").sort_values(["val_accuracy", "genotype"])
+        ranked = landscape.query("status == 'ok'").sort_values(["val_accuracy", "genotype"])
         ranked = ranked[~ranked["genotype"].isin(taken)].reset_index(drop=True)
         positions = sorted({round(i * (len(ranked) - 1) / max(1, extra - 1)) for i in range(extra)})
         others = [(f"quantile-{i:02d}", key) for i, key in enumerate(ranked["genotype"].iloc[positions])]
@@ -501,18 +501,17 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def describe_table(table: pd.DataFrame, planned_runs: int, args: argparse.Namespace,
-                   other: Optional[pd.DataFrame]) -> Dict[str, Any]:
+                   other: Optional[pd.DataFrame], landscape: Optional[pd.DataFrame]) -> Dict[str, Any]:
     """The JSON's account of ``table``: run time, the summary, where it was rescored from, and the
-    comparison with ``--against``'s table."""
+    comparison with ``--against``'s table and ``--landscape``'s ranking."""
     document = {"run_seconds_total": float(table["wall_time_s"].sum()), "planned_runs": planned_runs,
                 **summarise(table, planned_runs)}
     if args.rescore is not None:
         document["rescored_from"] = str(args.rescore)
     if args.against is not None:
         document["against"] = {"table": str(args.against), **against(table, other)}
-    if args.landscape is not None:
-        document["against_landscape"] = {"landscape": str(args.landscape),
-                                         **against_landscape(table, pd.read_parquet(args.landscape))}
+    if landscape is not None:
+        document["against_landscape"] = {"landscape": str(args.landscape), **against_landscape(table, landscape)}
     return document
 
 
@@ -521,13 +520,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     name = "standalone_table_quick" if args.quick else "standalone_table"
     path = args.out or RESULTS / f"{name}.parquet"
     budget = make_budget(args.quick, args.epochs, args.batch_size, args.lr, args.dataset, args.dataset_options)
-    if args.landscape is not None:
-        load_landscape(args.landscape)  # checked before any run starts
+    landscape = None if args.landscape is None else load_landscape(args.landscape)  # checked before any run starts
     other = None if args.against is None else load_table(args.against, "--against")
     if args.rescore is not None and args.weights is None:
         fail("--rescore needs --weights DIR, where that table's networks are kept")
     source = None if args.rescore is None else load_table(args.rescore, "--rescore")
-    picks = pick_genotypes(4 if args.quick else args.genotypes, args.pick_seed, args.landscape)
+    picks = pick_genotypes(4 if args.quick else args.genotypes, args.pick_seed, landscape)
     if args.extend:
         picks = extended(picks, read_table(path, budget))
     if args.only:
@@ -545,7 +543,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     document = {"benchmark": name, "machine": describe_machine(),
                 "budget": budget, "seeds": seeds, "planned_genotypes": [list(p) for p in picks],
                 "seconds_this_invocation": time.perf_counter() - started,
-                **describe_table(table, len(picks) * seeds, args, other)}
+                **describe_table(table, len(picks) * seeds, args, other, landscape)}
     write_result(path.with_suffix(".json"), document)
     plot_table(table, path.with_suffix(".png"), figure_title(document))
     print(json.dumps({k: document[k] for k in ("runs", "seed_tau", "none_test_accuracy", "best_known", "targets")},

@@ -96,7 +96,7 @@ def test_genotypes_spread_over_a_landscape_skip_known_and_failed_ones(tmp_path):
                           "status": ["ok", "ok", "nan", "ok", "ok"]})
     path = tmp_path / "landscape.parquet"
     table.to_parquet(path)
-    picks = standalone_table.pick_genotypes(len(KNOWN) + 2, seed=0, landscape=path)
+    picks = standalone_table.pick_genotypes(len(KNOWN) + 2, seed=0, landscape=standalone_table.load_landscape(path))
     others = [key for name, key in picks if name.startswith("quantile")]
     known = {g.key for g in KNOWN.values()}
     eligible = [k for k, s in zip(keys, table["status"]) if s == "ok" and k not in known]
