@@ -104,8 +104,9 @@ def seed_noise(table: pd.DataFrame, value: str = "test_accuracy") -> Dict[str, o
     square over genotypes), the common shift's sd, the interaction's sd, the genotypes' sd with
     their means' own noise taken out, and the tau of each seed against the mean of the other seeds.
     Modelled (genotype and interaction Gaussian and independent): the rank correlation rho between
-    two means of n seeds and the tau it implies, (2 / pi) arcsin(rho), for n = 1, 2, 3, 4, 6; and the
-    interaction sd at which two single seeds would agree to tau 0.7 with these genotypes.
+    two means of n seeds and the tau it implies, (2 / pi) arcsin(rho), for n = 1, 2, 3, 4, 6; the
+    interaction sd at which two single seeds would agree to tau 0.7 with these genotypes; and
+    ``rank_model``, the same projection started from the measured tau of single seeds.
     """
     wide, residual = interaction(table, value)
     genotypes, seeds = wide.shape
@@ -119,12 +120,32 @@ def seed_noise(table: pd.DataFrame, value: str = "test_accuracy") -> Dict[str, o
     rho = {n: genotype_var / (genotype_var + interaction_var / n) if genotype_var + interaction_var > 0 else math.nan
            for n in (1, 2, 3, 4, 6)}
     needed_rho = math.sin(0.7 * math.pi / 2)
+    pairs = [float(stats.kendalltau(wide[a], wide[b]).statistic) for a, b in itertools.combinations(wide.columns, 2)]
     return {"genotypes": genotypes, "seeds": seeds,
             "seed_sd": float(wide.var(axis=1).mean()) ** 0.5, "seed_shift_sd": shift_var ** 0.5,
             "interaction_sd": interaction_var ** 0.5, "genotype_sd": genotype_var ** 0.5,
             "one_seed_vs_mean_of_the_others_tau": {"mean": statistics.mean(rest), "per_seed": rest},
             "model": {"rho": rho, "tau": {n: model_tau(r) for n, r in rho.items()},
-                      "interaction_sd_for_single_seed_tau_0.7": (genotype_var * (1 / needed_rho - 1)) ** 0.5}}
+                      "interaction_sd_for_single_seed_tau_0.7": (genotype_var * (1 / needed_rho - 1)) ** 0.5},
+            "rank_model": rank_model(statistics.mean(pairs))}
+
+
+def rank_model(one_seed_tau: float, counts: Sequence[int] = (1, 2, 3, 4, 6, 12)) -> Dict[str, object]:
+    """The tau between two means of n seeds, projected from the measured tau of single seeds.
+
+    The same Gaussian model as ``seed_noise``'s, with its one-seed correlation read off the ranks,
+    rho = sin(pi tau / 2), instead of off the variances: a few far genotypes swell the genotype
+    variance but barely move the ranks of the rest, which is what tau counts. A mean of n seeds
+    then correlates n rho / (1 + (n - 1) rho) (Spearman-Brown). ``seeds_for_tau_0.7`` is the
+    smallest n that reaches 0.7; None when single seeds do not agree above chance.
+    """
+    rho = math.sin(math.pi * one_seed_tau / 2)
+    if not rho > 0:  # NaN or at most chance: averaging noise alone projects nothing
+        return {"one_seed_tau": one_seed_tau, "rho": rho, "tau": {}, "seeds_for_tau_0.7": None}
+    needed = math.sin(0.7 * math.pi / 2)
+    return {"one_seed_tau": one_seed_tau, "rho": rho,
+            "tau": {n: model_tau(n * rho / (1 + (n - 1) * rho)) for n in counts},
+            "seeds_for_tau_0.7": 1 if rho >= needed else math.ceil(needed * (1 - rho) / (rho * (1 - needed)) - 1e-9)}
 
 
 def model_tau(rho: float) -> float:

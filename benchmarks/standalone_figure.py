@@ -8,6 +8,7 @@ neighbouring rows overlap, one seed cannot order them.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Dict
 
 import pandas as pd
 
@@ -57,3 +58,51 @@ def ranked(table: pd.DataFrame) -> list:
     """``[(name, its rows)]``, best mean test accuracy first."""
     means = table.groupby("name")["test_accuracy"].mean().sort_values(ascending=False)
     return [(name, table[table["name"] == name]) for name in means.index]
+
+
+def plot_tau_by_seeds(document: Dict[str, Any], path: Path, title: str) -> None:
+    """Write, as a PNG at ``path``, how far two disjoint k-seed means agree, against k.
+
+    How many seeds a ground truth needs, in one picture: the measured tau of every genotype (with
+    the range over the splits), of the known modules and of the genotypes spread over the space;
+    the two seed-noise models' taus (``seed_noise``: from the variances, and from single seeds'
+    ranks); and the target. A table still being extended is read over the
+    seeds every genotype has (``over_complete_seeds``).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    source = document.get("over_complete_seeds") or document
+    figure = Figure(figsize=(6, 3.8), dpi=110)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    measured = by_k(source["mean_of_seeds_tau"])
+    ks = list(measured)
+    axes.fill_between(ks, [measured[k]["min"] for k in ks], [measured[k]["max"] for k in ks],
+                      color="black", alpha=0.12, linewidth=0, label="all, range over the splits")
+    axes.plot(ks, [measured[k]["mean"] for k in ks], "o-", color="black", label="all genotypes")
+    for group, colour, label in (("known_modules", "tab:blue", "the known modules"),
+                                 ("spread_genotypes", "0.5", "the spread genotypes")):
+        if group in source.get("by_group", {}):
+            points = by_k(source["by_group"][group]["mean_of_seeds_tau"])
+            axes.plot(list(points), [p["mean"] for p in points.values()], "s-", color=colour, markersize=4, label=label)
+    model = by_k(source["seed_noise_points"].get("model", {}).get("tau", {}))
+    if model:
+        axes.plot(list(model), list(model.values()), "--", color="tab:orange", label="variance model, all")
+    ranks = by_k(source["seed_noise_points"].get("rank_model", {}).get("tau", {}))
+    if ranks:
+        axes.plot(list(ranks), list(ranks.values()), "-.", color="tab:green", label="rank model, all")
+    axes.axhline(0.7, color="tab:red", linestyle=":", linewidth=1, label="target 0.7")
+    seeds = source["seed_noise_points"].get("seeds", 0)  # those every genotype has
+    axes.set(xlabel=f"seeds averaged on each side  (from {seeds} seeds)", ylabel="Kendall tau",
+             title=title, ylim=(0, 1))
+    axes.set_xticks(sorted(set(ks) | set(model) | set(ranks)))
+    axes.grid(linewidth=0.4, alpha=0.5)
+    axes.legend(fontsize=7, loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, bbox_inches="tight")
+
+
+def by_k(points: Dict[Any, Any]) -> Dict[int, Any]:
+    """``points`` keyed by int k in order: written to JSON and read back, the keys are strings."""
+    return dict(sorted((int(k), v) for k, v in points.items()))

@@ -47,7 +47,7 @@ from evaluator.standalone import StandaloneConfig, load_network, score_split, tr
 from machine import describe_machine
 from searchspace import KNOWN, all_genotypes
 from measures import difference, evaluation_noise, mean_of_seeds_tau, seed_noise, seed_tau, seed_tau_without_each
-from standalone_figure import plot_table
+from standalone_figure import plot_table, plot_tau_by_seeds
 
 # Budget B: 6 epochs of the 10,000 training images at batch 64 (938 steps), lr 0.05 with cosine
 # decay: what 2 CPU cores afford for 72 runs, measured at 3 to 6 minutes a run.
@@ -455,17 +455,27 @@ def gather(pending: Dict[Any, Tuple[str, int]], table: pd.DataFrame, path: Path,
     return table
 
 
+def tau_figure_path(path: Path) -> Path:
+    """Where the figure of tau against the seeds averaged goes, beside the table's own figure."""
+    return path.with_name(f"{path.stem}_tau_by_seeds.png")
+
+
 def figure_title(document: Dict[str, Any]) -> str:
     """The figure's title: the budget, how many of the planned runs, and the seed-against-seed tau."""
-    budget = document["budget"]
-    test = budget["dataset_options"].get("test_size")
-    images = f", {test:,} test images" if test else ""
     pairs = document["seed_tau"]["pairs"]
     if len({p["genotypes"] for p in pairs}) > 1:  # a partial table: its pairs cover different genotypes
         tau = "seed tau by pair " + ", ".join(f"{p['tau']:.2f} ({p['genotypes']})" for p in pairs)
     else:
         tau = f"seed tau {document['seed_tau']['mean']:.2f}"
-    return f"{budget['arch']}, {budget['epochs']} epochs{images}: {document['runs']} of {document['planned_runs']} runs, {tau}"
+    return f"{runs_title(document)}, {tau}"
+
+
+def runs_title(document: Dict[str, Any]) -> str:
+    """The budget and how many of the planned runs are in: the start of either figure's title."""
+    budget = document["budget"]
+    test = budget["dataset_options"].get("test_size")
+    images = f", {test:,} test images" if test else ""
+    return f"{budget['arch']}, {budget['epochs']} epochs{images}: {document['runs']} of {document['planned_runs']} runs"
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -546,6 +556,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                 **describe_table(table, len(picks) * seeds, args, other, landscape)}
     write_result(path.with_suffix(".json"), document)
     plot_table(table, path.with_suffix(".png"), figure_title(document))
+    plot_tau_by_seeds(document, tau_figure_path(path), runs_title(document))
     print(json.dumps({k: document[k] for k in ("runs", "seed_tau", "none_test_accuracy", "best_known", "targets")},
                      indent=2, default=float))
     if args.markdown:

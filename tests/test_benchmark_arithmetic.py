@@ -380,6 +380,34 @@ def test_seed_noise_of_a_table_with_a_known_interaction(measures):
     assert measures.seed_noise(table[table["seed"] == 0]) == {"genotypes": 4, "seeds": 1}
 
 
+def test_one_far_genotype_swells_the_variance_model_but_not_the_rank_model(measures):
+    """Projected from single seeds' ranks, the tau of 4-seed means is what two disjoint 4-seed means give."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    quality = np.r_[rng.normal(0, 1, 40), 8.0]  # 40 near-ties and one genotype far above them
+    table = pd.DataFrame([{"genotype": f"g{i}", "seed": s, "test_accuracy": (70 + q + rng.normal(0, 1)) / 100}
+                          for i, q in enumerate(quality) for s in range(8)])
+    measured = measures.mean_of_seeds_tau(table)[4]["mean"]
+    noise = measures.seed_noise(table)
+    assert noise["rank_model"]["one_seed_tau"] == pytest.approx(measures.seed_tau(table)["mean"])
+    assert noise["rank_model"]["tau"][1] == pytest.approx(noise["rank_model"]["one_seed_tau"])
+    assert abs(noise["rank_model"]["tau"][4] - measured) < 0.05
+    assert noise["model"]["tau"][4] > measured + 0.15  # the far genotype's variance, read as everyone's spread
+
+
+def test_the_rank_model_counts_the_seeds_a_mean_needs_for_tau_0_7(measures):
+    rho = math.sin(0.42 * math.pi / 2)
+    projected = measures.rank_model(0.42)
+    assert projected["tau"][6] == pytest.approx(2 / math.pi * math.asin(6 * rho / (1 + 5 * rho)))
+    assert projected["tau"][4] < 0.7 <= projected["tau"][6]
+    assert projected["seeds_for_tau_0.7"] == 6
+    assert measures.rank_model(0.75)["seeds_for_tau_0.7"] == 1
+    for chance in (0.0, -0.2, math.nan):  # no agreement to build on: no projection
+        assert measures.rank_model(chance)["tau"] == {} and measures.rank_model(chance)["seeds_for_tau_0.7"] is None
+
+
 def test_finetuning_a_candidate_puts_the_shared_weights_back(tmp_path):
     """Zero steps is the plain whole-split reward; a fine-tuned candidate leaves no trace on the next one."""
     import finetune_fidelity

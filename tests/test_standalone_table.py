@@ -189,6 +189,7 @@ def test_a_table_beside_another_budget_compares_only_the_runs_both_hold(tmp_path
     written = json.loads(path.with_suffix(".json").read_text())
     assert written["against"]["table"] == str(other) and written["against"]["runs"] == 12
     assert path.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the figure beside the JSON
+    assert standalone_table.tau_figure_path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # tau by seeds averaged
     assert standalone_table.figure_title(written) == "resnet20, 12 epochs: 13 of 72 runs, seed tau 1.00"
     partial = {**written, "seed_tau": {"mean": 0.6, "pairs": [{"seeds": [0, 1], "genotypes": 20, "tau": 0.5},
                                                               {"seeds": [0, 2], "genotypes": 9, "tau": 0.7}]}}
