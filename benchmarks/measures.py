@@ -104,7 +104,7 @@ def seed_noise(table: pd.DataFrame, value: str = "test_accuracy") -> Dict[str, o
     square over genotypes), the common shift's sd, the interaction's sd, the genotypes' sd with
     their means' own noise taken out, and the tau of each seed against the mean of the other seeds.
     Modelled (genotype and interaction Gaussian and independent): the rank correlation rho between
-    two means of n seeds and the tau it implies, (2 / pi) arcsin(rho), for n = 1, 2, 3, 4, 6; the
+    two means of n seeds and the tau it implies, (2 / pi) arcsin(rho), for n = 1 to 6; the
     interaction sd at which two single seeds would agree to tau 0.7 with these genotypes; and
     ``rank_model``, the same projection started from the measured tau of single seeds.
     """
@@ -118,7 +118,7 @@ def seed_noise(table: pd.DataFrame, value: str = "test_accuracy") -> Dict[str, o
     rest = [float(stats.kendalltau(wide[s], wide.drop(columns=s).mean(axis=1)).statistic) for s in wide.columns]
     # identical values everywhere (a tiny table at chance) leave nothing to correlate: NaN
     rho = {n: genotype_var / (genotype_var + interaction_var / n) if genotype_var + interaction_var > 0 else math.nan
-           for n in (1, 2, 3, 4, 6)}
+           for n in (1, 2, 3, 4, 5, 6)}
     needed_rho = math.sin(0.7 * math.pi / 2)
     pairs = [float(stats.kendalltau(wide[a], wide[b]).statistic) for a, b in itertools.combinations(wide.columns, 2)]
     return {"genotypes": genotypes, "seeds": seeds,
@@ -130,7 +130,7 @@ def seed_noise(table: pd.DataFrame, value: str = "test_accuracy") -> Dict[str, o
             "rank_model": rank_model(statistics.mean(pairs))}
 
 
-def rank_model(one_seed_tau: float, counts: Sequence[int] = (1, 2, 3, 4, 6, 12)) -> Dict[str, object]:
+def rank_model(one_seed_tau: float, counts: Sequence[int] = (1, 2, 3, 4, 5, 6, 12)) -> Dict[str, object]:
     """The tau between two means of n seeds, projected from the measured tau of single seeds.
 
     The same Gaussian model as ``seed_noise``'s, with its one-seed correlation read off the ranks,
