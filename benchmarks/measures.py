@@ -9,6 +9,8 @@ from typing import Dict, List, Sequence, Tuple
 import pandas as pd
 from scipy import stats
 
+RHO_FOR_TAU_07 = math.sin(0.7 * math.pi / 2)  # the correlation of two Gaussian rankings that agree to tau 0.7
+
 
 def difference(a: Sequence[float], b: Sequence[float]) -> Dict[str, float]:
     """mean(a) - mean(b) with Welch's standard error sqrt(s_a^2/n_a + s_b^2/n_b) (independent runs).
@@ -30,16 +32,22 @@ def seed_tau(table: pd.DataFrame, value: str = "test_accuracy") -> Dict[str, obj
     ``table`` has one row per (genotype, seed). Each pair uses the genotypes measured under both
     seeds. This is the most a supernet's ranking can agree with one seed of the ground truth.
     """
-    wide = table.pivot_table(index="genotype", columns="seed", values=value)
+    pairs = seed_pairs(table.pivot_table(index="genotype", columns="seed", values=value))
+    mean = statistics.mean(p["tau"] for p in pairs) if pairs else math.nan
+    return {"mean": mean, "pairs": pairs}
+
+
+def seed_pairs(wide: pd.DataFrame, fewest: int = 3) -> List[Dict[str, object]]:
+    """Kendall's tau of every pair of seed columns of ``wide`` (genotype x seed), over the genotypes both
+    hold; pairs over fewer than ``fewest`` genotypes are left out."""
     pairs: List[Dict[str, object]] = []
     for first, second in itertools.combinations(sorted(wide.columns), 2):
         both = wide[[first, second]].dropna()
-        if len(both) < 3:
+        if len(both) < fewest:
             continue
         tau = stats.kendalltau(both[first], both[second]).statistic
         pairs.append({"seeds": [int(first), int(second)], "genotypes": len(both), "tau": float(tau)})
-    mean = statistics.mean(p["tau"] for p in pairs) if pairs else math.nan
-    return {"mean": mean, "pairs": pairs}
+    return pairs
 
 
 def seed_tau_without_each(table: pd.DataFrame, value: str = "test_accuracy") -> Dict[str, object]:
@@ -119,14 +127,13 @@ def seed_noise(table: pd.DataFrame, value: str = "test_accuracy") -> Dict[str, o
     # identical values everywhere (a tiny table at chance) leave nothing to correlate: NaN
     rho = {n: genotype_var / (genotype_var + interaction_var / n) if genotype_var + interaction_var > 0 else math.nan
            for n in (1, 2, 3, 4, 5, 6)}
-    needed_rho = math.sin(0.7 * math.pi / 2)
-    pairs = [float(stats.kendalltau(wide[a], wide[b]).statistic) for a, b in itertools.combinations(wide.columns, 2)]
+    pairs = [p["tau"] for p in seed_pairs(wide, fewest=2)]  # wide holds every genotype at every seed
     return {"genotypes": genotypes, "seeds": seeds,
             "seed_sd": float(wide.var(axis=1).mean()) ** 0.5, "seed_shift_sd": shift_var ** 0.5,
             "interaction_sd": interaction_var ** 0.5, "genotype_sd": genotype_var ** 0.5,
             "one_seed_vs_mean_of_the_others_tau": {"mean": statistics.mean(rest), "per_seed": rest},
             "model": {"rho": rho, "tau": {n: model_tau(r) for n, r in rho.items()},
-                      "interaction_sd_for_single_seed_tau_0.7": (genotype_var * (1 / needed_rho - 1)) ** 0.5},
+                      "interaction_sd_for_single_seed_tau_0.7": (genotype_var * (1 / RHO_FOR_TAU_07 - 1)) ** 0.5},
             "rank_model": rank_model(statistics.mean(pairs))}
 
 
@@ -142,7 +149,7 @@ def rank_model(one_seed_tau: float, counts: Sequence[int] = (1, 2, 3, 4, 5, 6, 1
     rho = math.sin(math.pi * one_seed_tau / 2)
     if not rho > 0:  # NaN or at most chance: averaging noise alone projects nothing
         return {"one_seed_tau": one_seed_tau, "rho": rho, "tau": {}, "seeds_for_tau_0.7": None}
-    needed = math.sin(0.7 * math.pi / 2)
+    needed = RHO_FOR_TAU_07
     return {"one_seed_tau": one_seed_tau, "rho": rho,
             "tau": {n: model_tau(n * rho / (1 + (n - 1) * rho)) for n in counts},
             "seeds_for_tau_0.7": 1 if rho >= needed else math.ceil(needed * (1 - rho) / (rho * (1 - needed)) - 1e-9)}

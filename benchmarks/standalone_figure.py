@@ -86,17 +86,18 @@ def plot_tau_by_seeds(document: Dict[str, Any], path: Path, title: str) -> None:
         if group in source.get("by_group", {}):
             points = by_k(source["by_group"][group]["mean_of_seeds_tau"])
             axes.plot(list(points), [p["mean"] for p in points.values()], "s-", color=colour, markersize=4, label=label)
-    model = by_k(source["seed_noise_points"].get("model", {}).get("tau", {}))
-    if model:
-        axes.plot(list(model), list(model.values()), "--", color="tab:orange", label="variance model, all")
-    ranks = by_k(source["seed_noise_points"].get("rank_model", {}).get("tau", {}))
-    if ranks:
-        axes.plot(list(ranks), list(ranks.values()), "-.", color="tab:green", label="rank model, all")
+    modelled = set()
+    for model, style, colour, label in (("model", "--", "tab:orange", "variance model, all"),
+                                        ("rank_model", "-.", "tab:green", "rank model, all")):
+        points = by_k(source["seed_noise_points"].get(model, {}).get("tau", {}))
+        if points:
+            axes.plot(list(points), list(points.values()), style, color=colour, label=label)
+            modelled |= set(points)
     axes.axhline(0.7, color="tab:red", linestyle=":", linewidth=1, label="target 0.7")
     seeds = source["seed_noise_points"].get("seeds", 0)  # those every genotype has
     axes.set(xlabel=f"seeds averaged on each side  (from {seeds} seeds)", ylabel="Kendall tau",
              title=title, ylim=(0, 1))
-    axes.set_xticks(sorted(set(ks) | set(model) | set(ranks)))
+    axes.set_xticks(sorted(set(ks) | modelled))
     axes.grid(linewidth=0.4, alpha=0.5)
     axes.legend(fontsize=7, loc="lower right")
     figure.tight_layout()
