@@ -145,13 +145,21 @@ def rank_model(one_seed_tau: float, counts: Sequence[int] = (1, 2, 3, 4, 5, 6, 1
     variance but barely move the ranks of the rest, which is what tau counts. A mean of n seeds
     then correlates n rho / (1 + (n - 1) rho) (Spearman-Brown). ``seeds_for_tau_0.7`` is the
     smallest n that reaches 0.7; None when single seeds do not agree above chance.
+
+    ``noiseless_against_mean_tau`` is the ceiling of a ground truth of n-seed means: the tau of the
+    genotypes' true ranking (infinitely many seeds) against one n-seed mean, whose correlation is the
+    square root of the mean's reliability. No ranking, a supernet's included, agrees with that
+    ground truth more, except by chance.
     """
     rho = math.sin(math.pi * one_seed_tau / 2)
     if not rho > 0:  # NaN or at most chance: averaging noise alone projects nothing
-        return {"one_seed_tau": one_seed_tau, "rho": rho, "tau": {}, "seeds_for_tau_0.7": None}
+        return {"one_seed_tau": one_seed_tau, "rho": rho, "tau": {}, "noiseless_against_mean_tau": {},
+                "seeds_for_tau_0.7": None}
     needed = RHO_FOR_TAU_07
+    reliability = {n: n * rho / (1 + (n - 1) * rho) for n in counts}
     return {"one_seed_tau": one_seed_tau, "rho": rho,
-            "tau": {n: model_tau(n * rho / (1 + (n - 1) * rho)) for n in counts},
+            "tau": {n: model_tau(r) for n, r in reliability.items()},
+            "noiseless_against_mean_tau": {n: model_tau(r ** 0.5) for n, r in reliability.items()},
             "seeds_for_tau_0.7": 1 if rho >= needed else math.ceil(needed * (1 - rho) / (rho * (1 - needed)) - 1e-9)}
 
 

@@ -170,6 +170,23 @@ def test_outcome_markdown_escapes_the_genotype_and_shows_an_unfinished_winner():
     assert lines[3] == "| random search | 1 | `gap\\|eca\\|none\\|none` | - | - | - | - |"
 
 
+def test_the_mean_ceilings_read_a_table_being_extended_over_its_complete_seeds(measures):
+    """A third seed begun on two of four genotypes counts neither in the seed count nor in the noise."""
+    import pandas as pd
+    import reward_fidelity
+
+    complete = pd.DataFrame([{"genotype": g, "seed": s, "test_accuracy": (70 + 2 * i + (s == i % 2)) / 100}
+                             for i, g in enumerate("abcd") for s in (0, 1)])
+    begun = pd.DataFrame([{"genotype": g, "seed": 2, "test_accuracy": (90 - 2 * i) / 100} for i, g in enumerate("ab")])
+    ceilings = reward_fidelity.mean_ceilings(pd.concat([complete, begun]))
+    assert ceilings == reward_fidelity.mean_ceilings(complete)
+    assert ceilings["table_seeds"] == 2
+    one_seed = measures.seed_tau(complete)["mean"]
+    rho = math.sin(math.pi * one_seed / 2)
+    assert ceilings["noiseless_against_table_mean_tau"] == pytest.approx(2 / math.pi * math.asin((2 * rho / (1 + rho)) ** 0.5))
+    assert ceilings["one_seed_against_rest_tau"] == pytest.approx(one_seed)  # with two seeds the rest is the other seed
+
+
 def test_reward_fidelity_refuses_a_run_that_is_not_a_run_directory(tmp_path, capsys):
     import reward_fidelity
 
@@ -525,3 +542,22 @@ def test_search_outcome_judges_by_another_table_at_that_tables_budget(tmp_path, 
         search_outcome.main(["--table", str(tmp_path / "missing.parquet"), "--runs", str(tmp_path / "runs")])
     assert stop.value.code == 2
     assert capsys.readouterr().err == f"error: --table {tmp_path / 'missing.parquet'}: no such table\n"
+
+
+def test_the_rank_model_gives_the_ceiling_of_a_mean_ground_truth(measures):
+    """The true ranking against a 12-seed mean agrees as the model projects from single seeds' tau."""
+    import numpy as np
+    import pandas as pd
+    from scipy import stats
+
+    rng = np.random.default_rng(1)
+    quality = rng.normal(0, 1, 400)
+    table = pd.DataFrame([{"genotype": f"g{i}", "seed": s, "test_accuracy": (70 + q + rng.normal(0, 1.2)) / 100}
+                          for i, q in enumerate(quality) for s in range(12)])
+    mean = table.groupby("genotype")["test_accuracy"].mean()
+    truth = pd.Series(quality, index=[f"g{i}" for i in range(len(quality))]).loc[mean.index]
+    measured = stats.kendalltau(truth, mean).statistic
+    projected = measures.rank_model(measures.seed_tau(table)["mean"])
+    assert abs(projected["noiseless_against_mean_tau"][12] - measured) < 0.03
+    assert projected["noiseless_against_mean_tau"][1] > projected["tau"][1]  # a truth beats a second seed
+    assert measures.rank_model(0.0)["noiseless_against_mean_tau"] == {}
