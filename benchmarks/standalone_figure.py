@@ -66,7 +66,8 @@ def plot_tau_by_seeds(document: Dict[str, Any], path: Path, title: str) -> None:
     How many seeds a ground truth needs, in one picture: the measured tau of every genotype (with
     the range over the splits), of the known modules and of the genotypes spread over the space;
     the two seed-noise models' taus (``seed_noise``: from the variances, and from single seeds'
-    ranks); and the target. A table still being extended is read over the
+    ranks); the ceiling of a k-seed-mean ground truth (the rank model's true ranking against one
+    k-seed mean); and the target. A table still being extended is read over the
     seeds every genotype has (``over_complete_seeds``).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -87,9 +88,11 @@ def plot_tau_by_seeds(document: Dict[str, Any], path: Path, title: str) -> None:
             points = by_k(source["by_group"][group]["mean_of_seeds_tau"])
             axes.plot(list(points), [p["mean"] for p in points.values()], "s-", color=colour, markersize=4, label=label)
     modelled = set()
-    for model, style, colour, label in (("model", "--", "tab:orange", "variance model, all"),
-                                        ("rank_model", "-.", "tab:green", "rank model, all")):
-        points = by_k(source["seed_noise_points"].get(model, {}).get("tau", {}))
+    for model, figure_of, style, colour, label in (
+            ("model", "tau", "--", "tab:orange", "variance model, all"),
+            ("rank_model", "tau", "-.", "tab:green", "rank model, all"),
+            ("rank_model", "noiseless_against_mean_tau", ":", "tab:green", "rank model: true ranking vs one k-seed mean")):
+        points = by_k(source["seed_noise_points"].get(model, {}).get(figure_of, {}))
         if points:
             axes.plot(list(points), list(points.values()), style, color=colour, label=label)
             modelled |= set(points)
