@@ -47,9 +47,10 @@ def plot_table(table: pd.DataFrame, path: Path, title: str) -> None:
         axes.plot([], [], "--", color="tab:red", linewidth=1, label="none's mean")
     axes.set(xlabel="test accuracy %  (blue: the known modules)", title=title)
     axes.grid(axis="x", linewidth=0.4, alpha=0.5)
-    # below the axes, where no run's marker can hide under it
+    # below the axes, where no run's marker can hide under it; in rows of at most 7, so that many
+    # seeds widen the legend no further than the axes
     axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.55 / (1.2 + 0.24 * len(order))), fontsize=7,
-                ncol=len(seeds) + 2, frameon=False)
+                ncol=min(len(seeds) + 2, 7), frameon=False)
     figure.tight_layout()
     figure.savefig(path, bbox_inches="tight")
 
