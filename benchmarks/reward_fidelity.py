@@ -57,7 +57,7 @@ from evaluator.supernet import recalibrated_bn_statistics  # noqa: E402
 from evaluator.training import reward  # noqa: E402
 from evaluator.worker import Evaluator  # noqa: E402
 from machine import describe_machine  # noqa: E402
-from measures import rank_model, seed_noise, seed_tau  # noqa: E402
+from measures import complete_seeds, rank_model, seed_noise, seed_tau  # noqa: E402
 from rundir import RunDir  # noqa: E402
 from search.config import SearchConfig, build  # noqa: E402
 from searchspace import from_key  # noqa: E402
@@ -214,8 +214,7 @@ def mean_ceilings(table: pd.DataFrame) -> Dict[str, Any]:
     is what one stand-alone run of each genotype scores against the mean of the other seeds, measured.
     """
     seeds = int(table.groupby("genotype")["seed"].nunique().min())
-    wide = table.pivot_table(index="genotype", columns="seed", values="test_accuracy")
-    complete = table[table["seed"].isin([s for s in wide.columns if wide[s].notna().all()])]  # a table being extended
+    complete = complete_seeds(table)
     noise = seed_noise(complete)
     return {"table_seeds": seeds,
             "noiseless_against_table_mean_tau": rank_model(seed_tau(complete)["mean"], counts=(seeds,))

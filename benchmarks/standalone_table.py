@@ -46,7 +46,8 @@ from evaluator.data import load_dataset
 from evaluator.standalone import StandaloneConfig, load_network, score_split, train_standalone
 from machine import describe_machine
 from searchspace import KNOWN, all_genotypes
-from measures import difference, evaluation_noise, mean_of_seeds_tau, seed_noise, seed_tau, seed_tau_without_each
+from measures import (complete_seeds, difference, evaluation_noise, mean_of_seeds_tau, seed_noise, seed_tau,
+                      seed_tau_without_each)
 from standalone_figure import plot_table, plot_tau_by_seeds
 
 # Budget B: 6 epochs of the 10,000 training images at batch 64 (938 steps), lr 0.05 with cosine
@@ -275,11 +276,10 @@ def over_complete_seeds(table: pd.DataFrame) -> Dict[str, Any]:
     over the few genotypes a new seed has so far; these use every genotype at every seed they cover.
     Empty once no seed is partial.
     """
-    wide = table.pivot_table(index="genotype", columns="seed", values="test_accuracy")
-    seeds = [int(s) for s in wide.columns if wide[s].notna().all()]
-    if len(seeds) == wide.shape[1]:
+    runs = complete_seeds(table)
+    seeds = sorted(int(s) for s in runs["seed"].unique())
+    if len(seeds) == table["seed"].nunique():
         return {}
-    runs = table[table["seed"].isin(seeds)]
     return {"seeds": seeds, "seed_tau": seed_tau(runs)["mean"], "mean_of_seeds_tau": mean_of_seeds_tau(runs),
             "by_group": by_group(runs), "seed_noise_points": seed_noise(runs)}
 
