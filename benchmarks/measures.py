@@ -55,6 +55,7 @@ def complete_seeds(table: pd.DataFrame, value: str = "test_accuracy") -> pd.Data
     wide = table.pivot_table(index="genotype", columns="seed", values=value)
     return table[table["seed"].isin([s for s in wide.columns if wide[s].notna().all()])]
 
+
 def seed_tau_without_each(table: pd.DataFrame, value: str = "test_accuracy") -> Dict[str, object]:
     """The seed-against-seed tau with each genotype left out in turn: whether one genotype carries it.
 

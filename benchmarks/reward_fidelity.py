@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import statistics
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -214,10 +215,10 @@ def mean_ceilings(table: pd.DataFrame) -> Dict[str, Any]:
     is what one stand-alone run of each genotype scores against the mean of the other seeds, measured.
     """
     seeds = int(table.groupby("genotype")["seed"].nunique().min())
-    complete = complete_seeds(table)
-    noise = seed_noise(complete)
+    noise = seed_noise(complete_seeds(table))
+    one_seed_tau = noise.get("rank_model", {}).get("one_seed_tau", math.nan)  # absent below 2 complete seeds
     return {"table_seeds": seeds,
-            "noiseless_against_table_mean_tau": rank_model(seed_tau(complete)["mean"], counts=(seeds,))
+            "noiseless_against_table_mean_tau": rank_model(one_seed_tau, counts=(seeds,))
             ["noiseless_against_mean_tau"].get(seeds),
             "one_seed_against_rest_tau": noise.get("one_seed_vs_mean_of_the_others_tau", {}).get("mean")}
 
