@@ -53,6 +53,7 @@ from controller.random_policy import RandomPolicy  # noqa: E402
 from controller.reinforce import Reinforce  # noqa: E402
 
 TOP_FRACTION = 0.01
+UPDATE_BATCH = 10  # genotypes per controller update (a search's samples_per_round), the random policy's too
 LEARNERS = {"rl": Reinforce, "ppo": PPO}
 # The ablation's rows: ENAS's preset, ours, ours trained by PPO, and the baseline (see README).
 ABLATION = ("enas=rl/enas", "sase=rl/sase", "ppo=ppo/sase", "random=random")
@@ -117,15 +118,19 @@ def parquet_landscape(space: DecisionSpace, path: Path) -> Tuple[Landscape, Dict
     rewards = torch.tensor([accuracy.get(k, floor) for k in keys], dtype=torch.float64)
     # Top-1% of the genotypes the table scored: the filled-in ones are not candidates.
     landscape = landscape_of(space, rewards, max(1, math.ceil(TOP_FRACTION * len(accuracy))))
-    return landscape, {"path": str(path), "genotypes_in_table": len(accuracy), "filled_with_minimum": len(keys) - len(accuracy)}
+    return landscape, {"path": str(path.resolve().relative_to(RESULTS.parents[1]) if path.resolve().is_relative_to(RESULTS.parents[1])
+                                   else path),  # relative to the repository, as every committed result names it
+                       "genotypes_in_table": len(accuracy), "filled_with_minimum": len(keys) - len(accuracy)}
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """A policy and its learner: ``learner`` rl (REINFORCE), ppo, or random (``config`` None)."""
+    """A policy and its learner: ``learner`` rl (REINFORCE), ppo, or random (``config`` None);
+    ``batch`` genotypes per update (a search's samples_per_round)."""
 
     learner: str
     config: Optional[ControllerConfig]
+    batch: int = UPDATE_BATCH
 
 
 def search(space: DecisionSpace, candidate: Candidate, landscape: Landscape, samples: int, noise: float,
@@ -138,10 +143,10 @@ def search(space: DecisionSpace, candidate: Candidate, landscape: Landscape, sam
     init, draws, noise_rng = (torch.Generator().manual_seed(seed * 3 + i) for i in range(3))
     config = candidate.config
     if config is None:
-        policy, learner, batch = RandomPolicy(space), None, 10
+        policy, learner, batch = RandomPolicy(space), None, UPDATE_BATCH
     else:
         policy = LSTMPolicy.from_config(space, config, init)
-        learner, batch = LEARNERS[candidate.learner](policy, config), config.samples_per_update
+        learner, batch = LEARNERS[candidate.learner](policy, config), candidate.batch
     found: List[torch.Tensor] = []
     while sum(len(f) for f in found) < samples:
         indices = policy.sample(batch, draws).indices
@@ -222,7 +227,9 @@ def top_genotype_odds(space: DecisionSpace, landscapes: Sequence[Landscape]) -> 
 
 
 def parse_candidate(text: str) -> Tuple[str, Candidate]:
-    """``name=[learner/]preset[:field=value,...]``, learner rl (default) or ppo; preset ``random``."""
+    """``name=[learner/]preset[:field=value,...]``, learner rl (default) or ppo; preset ``random``.
+    The field ``samples_per_update`` (a controller field when the stored results were measured) is
+    the candidate's batch; the others are the preset's."""
     name, _, spec = text.partition("=")
     base, _, overrides = spec.partition(":")
     learner, _, base = base.rpartition("/")
@@ -237,7 +244,8 @@ def parse_candidate(text: str) -> Tuple[str, Candidate]:
             values[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
             values[key] = value
-    return name, Candidate(learner or "rl", preset(base, **values))
+    batch = values.pop("samples_per_update", UPDATE_BATCH)
+    return name, Candidate(learner or "rl", preset(base, **values), batch)
 
 
 def landscape_families(space: DecisionSpace, sources: Sequence[str], seeds: Sequence[int],
@@ -275,7 +283,8 @@ def run(space: DecisionSpace, candidates: Dict[str, Candidate], landscapes: Sequ
             runs = [search(space, candidate, l, samples, noise, s, round_noise) for s, l in zip(seeds, landscapes)]
             row = {str(b): summarise(runs, random_runs, landscapes, b) for b in budgets}
             entry = results.setdefault(name, {
-                "learner": candidate.learner, "config": None if candidate.config is None else candidate.config.to_dict()})
+                "learner": candidate.learner, "batch": candidate.batch,
+                "config": None if candidate.config is None else candidate.config.to_dict()})
             entry[f"noise={noise}"] = {**row, "seconds": time.perf_counter() - clock}
             last = row[str(budgets[-1])]
             print(f"{label} | noise {noise} {name:>16}: area ratio {last['area_ratio']:.3f}  "
@@ -351,7 +360,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "space": space_source, "sizes": list(space.sizes), "canonical_genotypes": len(space.all_indices()),
             "seeds": seeds, "samples": args.samples, "budgets": budgets, "noise": args.noise,
             "round_noise": args.round_noise,
-            "top_fraction": TOP_FRACTION, "random_batch": 10, "candidates": specs,
+            "top_fraction": TOP_FRACTION, "random_batch": UPDATE_BATCH, "candidates": specs,
             "random_repeats_per_seed": args.random_repeats,
         },
         "landscapes": blocks,

@@ -60,7 +60,7 @@ from evaluator.worker import Evaluator  # noqa: E402
 from machine import describe_machine  # noqa: E402
 from measures import complete_seeds, rank_model, seed_noise, seed_tau  # noqa: E402
 from rundir import RunDir  # noqa: E402
-from search.config import SearchConfig, build  # noqa: E402
+from search.config import saved_config  # noqa: E402
 from searchspace import from_key  # noqa: E402
 import search_outcome  # noqa: E402
 import standalone_table  # noqa: E402
@@ -112,7 +112,7 @@ def evaluator_of(run: Path, checkpoint: bool = True) -> Evaluator:
     """An evaluator with the run's settings and data, holding the shared weights of its last
     checkpoint (``checkpoint`` False: the supernet's initial weights)."""
     rundir = RunDir(str(run))
-    evaluator = Evaluator(build(SearchConfig, rundir.read_config()).evaluator)
+    evaluator = Evaluator(saved_config(rundir.read_config()).evaluator)
     if checkpoint:
         evaluator.supernet.load_state_dict(rundir.load_checkpoint()["shared"]["weights"])
     return evaluator
@@ -179,12 +179,14 @@ def fidelity(scores: pd.DataFrame, truth: pd.Series, full_blocks: int) -> Dict[s
 
 def summarise(scores: pd.DataFrame, table: pd.DataFrame, names: Dict[str, Tuple[str, Optional[int]]]) -> Dict[str, Any]:
     """One row per scored run and BN mode (``names``: run -> (variant, search seed)), and per variant
-    and BN mode the mean and range of each tau over its search seeds."""
+    and BN mode the mean and range of each tau over its search seeds; with several seeds, how alike
+    their supernets rank (Kendall's tau between each pair's whole-split scores) and the tau of the
+    seeds' mean score against the table (what averaging supernets buys)."""
     truth = table.groupby("genotype")["test_accuracy"].mean()
     scores = scores[scores["genotype"].isin(truth.index)]  # a partial table judges only the genotypes it holds
     ceiling = seed_tau(table)["mean"]
     bar = max(0.6, 0.8 * ceiling)
-    rows = []
+    rows, wholes = [], {}
     for run, group in scores.groupby("run", sort=False):
         full = int(group["full_blocks"].iloc[0])
         variant, seed = names.get(run, (run, None))
@@ -192,6 +194,7 @@ def summarise(scores: pd.DataFrame, table: pd.DataFrame, names: Dict[str, Tuple[
             rows.append({"variant": variant, "search_seed": seed, "run": run, "bn_mode": bn_mode,
                          "tau": fidelity(part, truth, full), "noise_points": noise(part, full),
                          "supernet_whole_split_mean": float(whole_split(part).mean())})
+            wholes.setdefault((variant, bn_mode), []).append(whole_split(part).loc[truth.index])
     for row in rows:
         row["target_met_whole_split"] = bool(row["tau"]["whole_split"] >= bar)
     by_variant = []
@@ -202,8 +205,20 @@ def summarise(scores: pd.DataFrame, table: pd.DataFrame, names: Dict[str, Tuple[
                            "tau": {k: spread([r["tau"][k] for r in group]) for k in group[0]["tau"]},
                            "supernet_whole_split_mean": statistics.mean(r["supernet_whole_split_mean"] for r in group)})
         by_variant[-1]["target_met_whole_split"] = bool(by_variant[-1]["tau"]["whole_split"]["mean"] >= bar)
+        by_variant[-1].update(across_seeds(wholes[(variant, bn_mode)], truth))
     return {"ceiling_seed_tau": ceiling, **mean_ceilings(table), "genotypes": int(len(truth)), "rows": rows,
             "by_variant": by_variant, "target": "tau >= 0.6 and >= 0.8 x the ceiling"}
+
+
+def across_seeds(wholes: Sequence[pd.Series], truth: pd.Series) -> Dict[str, Any]:
+    """Several supernets' whole-split scores (one Series per search seed, indexed like ``truth``):
+    their pairwise tau, and the tau of their mean against ``truth``; nothing for one supernet."""
+    if len(wholes) < 2:
+        return {}
+    pairs = [float(stats.kendalltau(a, b).statistic) for a, b in itertools.combinations(wholes, 2)]
+    mean = pd.concat(wholes, axis=1).mean(axis=1)
+    return {"between_supernets_whole_split_tau": spread(pairs),
+            "mean_of_supernets_whole_split_tau": float(stats.kendalltau(mean, truth).statistic)}
 
 
 def mean_ceilings(table: pd.DataFrame) -> Dict[str, Any]:
@@ -259,8 +274,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--summary", action="store_true", help="search and score nothing: judge the runs already "
                         "scored against --table")
     parser.add_argument("--markdown", action="store_true", help="print the README's table of the result file, run nothing")
+    parser.add_argument("--label", help="appended to the result file's name: a measurement kept beside an earlier one")
     args = parser.parse_args(argv)
     name = ("reward_fidelity_quick" if args.quick else "reward_fidelity") + standalone_table.judged_by(args.table, TABLE)
+    name += f"_{args.label}" if args.label else ""
     if args.markdown:
         print(markdown(json.loads((RESULTS / f"{name}.json").read_text())))
         return
@@ -309,8 +326,22 @@ def document(name: str, args: argparse.Namespace, table: pd.DataFrame, scores: p
             "settings": {"variants": {v: VARIANTS[v] for v in args.variants}, "search_seeds": args.seeds,
                          "standalone_table": f"{Path(args.table).name} (mean over its seeds)",
                          "standalone_table_runs": int(len(table)),
-                         "standalone_budget": standalone_table.budget_of(table, "--table")},
+                         "standalone_budget": standalone_table.budget_of(table, "--table"),
+                         "supernet_init_seeds": supernet_init_seeds(names)},
             **summarise(scores[scores["run"].isin(names)], table, names)}
+
+
+def supernet_init_seeds(names: Dict[str, Tuple[str, Optional[int]]]) -> Dict[str, Optional[int]]:
+    """Each search's supernet initial-weight seed, from its config.yaml: before ``--seed`` reached the
+    supernet every search started from seed 0 (evaluator.seed). None where the run is gone."""
+    seeds = {}
+    for run, (variant, seed) in names.items():
+        label = variant if seed is None else f"{variant} seed {seed}"
+        try:
+            seeds[label] = saved_config(RunDir(run).read_config()).evaluator.seed
+        except (OSError, ValueError):
+            seeds[label] = None
+    return seeds
 
 
 def summarise_scored(scores: pd.DataFrame, table: pd.DataFrame, wanted: Sequence[Tuple[Tuple[str, Optional[int]], Any]],

@@ -42,11 +42,12 @@ import yaml  # noqa: E402
 from machine import describe_machine  # noqa: E402
 from measures import difference  # noqa: E402
 from rundir import RunDir  # noqa: E402
+from search.config import saved_config  # noqa: E402
 from searchspace import KNOWN, load  # noqa: E402
 import standalone_table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CONFIG = ROOT / "experiments" / "configs" / "default.yaml"
+DEFAULT_CONFIG = ROOT / "search" / "configs" / "default.yaml"
 QUICK_SEARCH = {"rounds": 3, "train_steps": 8, "samples_per_round": 6, "warmup_rounds": 1, "derive_top": 2,
                 "derive_samples": 2, "evaluator": {"dataset_options": standalone_table.QUICK_DATA, "reward_images": 100}}
 
@@ -205,11 +206,13 @@ def run_searches(args: argparse.Namespace, search_seeds: int, runs_dir: Path) ->
             if args.summary and not (out / "winner.json").exists():
                 continue
             seconds = run_search(out, policy, seed, QUICK_SEARCH if args.quick else {}, runs_dir / "seconds.json")
-            winner = load(out / "winner.json")
+            winner, saved = load(out / "winner.json"), RunDir(str(out)).read_config()
             runs.append({"policy": policy, "search_seed": seed, "winner": winner.key, "search_seconds": seconds,
                          "supernet_val_accuracy": winner.metadata.get("val_accuracy"),
                          # the default changed once (issue 15: 4 -> 0); a result says which it measured
-                         "warmup_rounds": RunDir(str(out)).read_config().get("warmup_rounds"),
+                         "warmup_rounds": saved.get("warmup_rounds"),
+                         # 0 for every search seed until --seed reached the supernet
+                         "supernet_seed": saved_config(saved).evaluator.seed,
                          "run": str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out)})
     return runs
 

@@ -35,7 +35,7 @@ from evaluator.worker import RewardTask  # noqa: E402
 from machine import describe_machine  # noqa: E402
 from rundir import RunDir  # noqa: E402
 from search.cluster import connect  # noqa: E402
-from search.config import SearchConfig, build  # noqa: E402
+from search.config import saved_config  # noqa: E402
 from search.loop import search  # noqa: E402
 from search.start import prepare  # noqa: E402
 from searchspace import DECISION_NAMES, all_genotypes  # noqa: E402
@@ -58,7 +58,7 @@ def train_supernet(out: str, rounds: int, train_steps: int, workers: int, datase
 
 def score_all(rundir: RunDir, keys: list[str], workers: int, partial: Path, chunk: int = 64) -> pd.DataFrame:
     """Every key scored on the whole validation split, in chunks saved to ``partial`` as they finish."""
-    config = build(SearchConfig, rundir.read_config())
+    config = saved_config(rundir.read_config())
     shared = rundir.load_checkpoint()["shared"]
     done = pd.read_parquet(partial) if partial.exists() else pd.DataFrame()
     scored = set() if done.empty else set(done["genotype"])

@@ -19,8 +19,8 @@ class ControllerConfig:
     ``ema`` (decayed by ``baseline_decay`` once per sample, starting at ``baseline_init``) or
     ``batch_mean`` (the mean reward of the update's batch); ``normalise_advantages`` divides the
     batch's advantages by their standard deviation; Adam with ``lr``, ``betas``, ``eps``; the
-    gradient norm is clipped to ``grad_clip`` when set. ``samples_per_update`` is how many
-    genotypes one update sees (the search loop's K).
+    gradient norm is clipped to ``grad_clip`` when set. How many genotypes one update sees is the
+    search's ``samples_per_round``, not a controller setting.
 
     PPO only (``--policy ppo``, :mod:`controller.ppo`): ``ppo_epochs`` Adam steps per batch on the
     surrogate whose probability ratio is clipped to ``[1 - ppo_clip, 1 + ppo_clip]``, with step
@@ -40,7 +40,6 @@ class ControllerConfig:
     betas: Tuple[float, float] = (0.0, 0.999)
     eps: float = 1e-3
     grad_clip: Optional[float] = None
-    samples_per_update: int = 10
     ppo_clip: float = 0.2
     ppo_epochs: int = 4
     ppo_lr: Optional[float] = None
@@ -48,8 +47,8 @@ class ControllerConfig:
     def __post_init__(self) -> None:
         if self.baseline not in BASELINES:
             raise ValueError(f"baseline must be one of {', '.join(BASELINES)}, got {self.baseline!r}")
-        if self.hidden < 1 or self.samples_per_update < 1:
-            raise ValueError("hidden and samples_per_update must be positive")
+        if self.hidden < 1:
+            raise ValueError(f"hidden must be positive, got {self.hidden}")
         if self.ppo_epochs < 1 or self.ppo_clip <= 0:
             raise ValueError(f"ppo_epochs must be at least 1 and ppo_clip positive, got {self.ppo_epochs}, {self.ppo_clip}")
         if self.temperature is not None and self.temperature <= 0:
@@ -63,7 +62,8 @@ class ControllerConfig:
 # ENAS's official CIFAR-10 search (melodyguan/enas, scripts/cifar10_*_search.sh and its controllers):
 # LSTM 64, tanh constant 1.5, no temperature, entropy weight 1e-4 added to the reward, baseline
 # decay 0.99 per sample from 0, Adam lr 3.5e-3 with beta1 0 and eps 1e-3, weights in [-0.1, 0.1],
-# no gradient clipping, 10 samples aggregated per step (the micro search's num_aggregate).
+# no gradient clipping, 10 samples aggregated per step (the micro search's num_aggregate: our
+# samples_per_round).
 ENAS = ControllerConfig()
 
 # Ours, measured with benchmarks/controller_landscapes.py (20 seeds, synthetic tables the size of
@@ -89,6 +89,9 @@ def preset(name: str, **overrides: Any) -> ControllerConfig:
 def from_dict(values: Mapping[str, Any], base: ControllerConfig = ENAS) -> ControllerConfig:
     """``base`` with the fields in ``values`` replaced; an unknown field is refused by name."""
     known = {f.name for f in fields(ControllerConfig)}
+    if "samples_per_update" in values:  # a controller key before; the search never read it
+        raise KeyError("'samples_per_update' is not a controller setting: how many genotypes one update "
+                       "sees is the search's samples_per_round")
     unknown = [k for k in values if k not in known]
     if unknown:
         raise KeyError(f"unknown controller setting {unknown[0]!r}; expected one of {', '.join(sorted(known))}")

@@ -28,10 +28,10 @@ class EvaluatorConfig:
     excitation_per_squeeze: bool = False
     training: SharedTrainingConfig = field(default_factory=SharedTrainingConfig)
     val_batch_size: int = 256
-    # Rewards (issue 15; provisional defaults, not yet measured). common_reward_images: a round's samples
-    # are all scored on the same reward_images validation images, round r on the r-th block of the
-    # split (wrapping), so a batch's difficulty cancels against the batch-mean baseline; False: sample
-    # i of round r on its own batch of val_batch_size images, (r - 1) * samples_per_round + i.
+    # Rewards, measured in docs/rewards_measured.md. common_reward_images: a round's samples are all
+    # scored on the same reward_images validation images, round r on the r-th block of the split
+    # (wrapping), so a batch's difficulty cancels against the batch-mean baseline; False: sample i of
+    # round r on its own batch of val_batch_size images, (r - 1) * samples_per_round + i.
     common_reward_images: bool = True
     reward_images: int = 256  # the cost per sample of the val_batch_size batches before
     # BN at scoring time: "batch" (the scored batch's statistics) or "recalibrate" (SPOS: running
@@ -39,7 +39,11 @@ class EvaluatorConfig:
     bn_mode: str = "batch"
     recalibration_batches: int = 4
     channels_last: bool = True
-    seed: int = 0
+    # The generated dataset and its validation split: fixed across search seeds, so that searches of
+    # different seeds score the same images (their results pair) and the stand-alone tables' images.
+    data_seed: int = 0
+    # The supernet's initial weights; None: the search's ``seed`` (SearchConfig fills it in).
+    seed: Optional[int] = None
     # Ray resources of one evaluator actor; fractional GPUs share a device between actors.
     num_cpus: float = 1.0
     num_gpus: float = 0.0
@@ -49,3 +53,12 @@ class EvaluatorConfig:
     # With sync "step": how long an actor waits for a peer to join the round's process group or to answer
     # a collective before the round starts again without it. A peer lost before it joined costs this much.
     collective_timeout_s: float = 120.0
+    # How many times a reward is computed before it is logged as failed (reward null, left out of the
+    # controller's update): a transient fault (a CUDA out-of-memory error beside another job) gets
+    # another try, on another actor when one is free.
+    score_attempts: int = 3
+
+    @property
+    def supernet_seed(self) -> int:
+        """The seed of the supernet's initial weights: ``seed``, 0 where nothing set it (outside a search)."""
+        return 0 if self.seed is None else self.seed

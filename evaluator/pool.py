@@ -29,13 +29,14 @@ Running = Tuple[int, int, int]  # (task index, attempt, actor)
 @dataclass
 class _Work:
     """The tasks of one pool call: each actor's own queue, the orphans of lost actors, the idle
-    actors, what runs where, and the results in task order."""
+    actors, what runs where, the results in task order and what each task's earlier attempts met."""
 
     own: List[Deque[Job]]
     orphans: Deque[Job]
     idle: Deque[int]
     running: Dict[Any, Running] = field(default_factory=dict)  # ref -> (task, attempt, actor)
     results: List[Any] = field(default_factory=list)
+    history: Dict[int, List[str]] = field(default_factory=dict)  # task -> what its earlier attempts met
 
     @classmethod
     def plan(cls, num_tasks: int, num_actors: int, live: Sequence[int]) -> "_Work":
@@ -69,6 +70,9 @@ class WorkerPool:
     attempts it took, and ``take_events()`` what happened. An actor is lost when a call to it fails,
     or when Ray reports it restarting or dead while it holds a task (its node was removed). With no
     live actor for ``revive_timeout_s`` (the autoscaler did not bring a node back) the pool raises.
+    A reward whose computation raised (out of memory, say) is computed again by the next free actor,
+    up to ``evaluator.score_attempts`` tries; one that still fails comes back with status "failed"
+    and no reward, its note saying what each try met.
     ``actor_class``: an :class:`Evaluator` subclass (tests use one that signals when a task starts).
     """
 
@@ -78,6 +82,7 @@ class WorkerPool:
                                                max_restarts=-1, max_task_retries=0)
         self.actors = [remote.remote(config, index) for index in range(num_workers)]
         self.max_attempts = max_attempts
+        self.score_attempts = config.score_attempts  # tries of a reward that fails (the worker raised)
         self.collective_timeout_s = config.collective_timeout_s
         self.revive_timeout_s, self.poll_s = revive_timeout_s, poll_s
         self.events: List[str] = []
@@ -223,11 +228,20 @@ class WorkerPool:
             return
         index, attempt, actor = work.running.pop(ref)
         try:
-            work.results[index] = _mark_attempts(ray.get(ref), attempt)
-            work.idle.append(actor)
+            result = ray.get(ref)
         except LOST as err:
             self._lose(work, actor, (index, attempt), f"worker {actor} was lost during {method} task {index} "
                                                       f"(attempt {attempt}): {type(err).__name__}", err)
+            return
+        work.idle.append(actor)
+        failure = _failure(result)
+        if failure and attempt < self.score_attempts:  # another try, by the next free worker
+            work.history.setdefault(index, []).append(f"attempt {attempt} on worker {actor}: {failure}")
+            self._note(f"{method} task {index} failed on worker {actor} (attempt {attempt} of "
+                       f"{self.score_attempts}): {failure}")
+            work.orphans.append((index, attempt + 1))
+            return
+        work.results[index] = _mark_attempts(result, attempt, work.history.get(index, []))
 
     def _lose(self, work: _Work, actor: int, job: Job, message: str, err: Optional[BaseException] = None) -> None:
         """The actor's running task and its queue go to the live actors; a ping says when it is back."""
@@ -235,6 +249,7 @@ class WorkerPool:
         index, attempt = job
         if attempt >= self.max_attempts:
             raise RuntimeError(f"task {index} failed {attempt} times; giving up") from err
+        work.history.setdefault(index, []).append(f"attempt {attempt} on worker {actor}: the worker was lost")
         work.orphans.append((index, attempt + 1))
         work.orphans.extend(work.own[actor])
         work.own[actor].clear()
@@ -331,10 +346,18 @@ def _cancel(ref: Any) -> None:
         log.info("could not cancel a task of a lost worker: %s", err)
 
 
-def _mark_attempts(result: Any, attempt: int) -> Any:
+def _failure(result: Any) -> str:
+    """Why a task's reward failed (the worker's note), "" when every reward in it was measured."""
+    for item in result if isinstance(result, list) else [result]:
+        if isinstance(item, RewardResult) and item.status == "failed":
+            return "; ".join(item.notes) or "failed"
+    return ""
+
+
+def _mark_attempts(result: Any, attempt: int, history: Sequence[str]) -> Any:
+    """The attempts a result took, and what the earlier ones met, on its rewards."""
     for item in result if isinstance(result, list) else [result]:
         if isinstance(item, RewardResult):
             item.attempts = attempt
-            if attempt > 1:
-                item.notes.append(f"recomputed after {attempt - 1} lost worker(s)")
+            item.notes[:0] = history
     return result

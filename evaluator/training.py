@@ -17,7 +17,9 @@ from searchspace import Genotype
 class SharedTrainingConfig:
     """SGD on the shared weights. The ``enas`` preset is ENAS's CIFAR child settings: batch 128,
     Nesterov momentum 0.9, L2 2.5e-4, gradient norm bound 5, cosine lr 0.05 -> 0.0005 with warm
-    restarts (first cycle 10 epochs, each next one twice as long); here one round counts as an epoch."""
+    restarts (first cycle 10 epochs, each next one twice as long); here one round counts as an epoch.
+    ``preset`` names these defaults, the only set there is (:data:`TRAINING_PRESETS`); the fields
+    given beside it replace its values."""
 
     preset: str = "enas"
     batch_size: int = 128
@@ -38,6 +40,7 @@ class SharedTrainingConfig:
 
 
 LR_SCALINGS = ("linear", "none")
+TRAINING_PRESETS = ("enas",)  # SharedTrainingConfig's defaults
 
 
 def lr_scale(config: SharedTrainingConfig, shards: int, epoch: float) -> float:

@@ -19,6 +19,7 @@ from evaluator.data import load_dataset
 from evaluator.supernet import Supernet, recalibrated_bn_statistics
 from evaluator.training import make_optimizer, mean_reward, reward, train_steps
 from searchspace import Genotype, from_key
+from searchspace.cli import first_line
 
 # {"weights": supernet state dict, "momentum": {parameter name: SGD momentum buffer}}, on the CPU.
 SharedState = Dict[str, Dict[str, torch.Tensor]]
@@ -63,11 +64,13 @@ class RewardTask:
 
 @dataclass
 class RewardResult:
+    """A reward, or a failure (``status`` "failed": reward, val_accuracy and val_loss None, ``notes`` say why)."""
+
     sample: int
     genotype: str
-    reward: float
-    val_accuracy: float
-    val_loss: float
+    reward: Optional[float]
+    val_accuracy: Optional[float]
+    val_loss: Optional[float]
     status: str
     params: int
     worker: int = -1
@@ -85,9 +88,9 @@ class Evaluator:
         use_cuda = config.num_gpus > 0 and torch.cuda.is_available()
         self.device = torch.device("cuda" if use_cuda else "cpu")
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-        self.data = load_dataset(config.dataset, config.data_dir, download=config.download, seed=config.seed,
+        self.data = load_dataset(config.dataset, config.data_dir, download=config.download, seed=config.data_seed,
                                  **config.dataset_options)
-        self.supernet = self.initial_supernet(config.seed)
+        self.supernet = self.initial_supernet(config.supernet_seed)
         self.optimizer = make_optimizer(self.supernet, config.training)
         self._params: Dict[str, int] = {}
 
@@ -187,14 +190,23 @@ class Evaluator:
                 result = mean_reward([(reward(self.supernet, genotype, images, labels, not recalibrate), len(labels))
                                       for images, labels in batches])
             values = (result.reward, result.val_accuracy, result.val_loss, result.status)
-        except RuntimeError as err:  # a genotype that cannot run is scored 0, and the search goes on
-            values, notes = (0.0, 0.0, float("nan"), "failed"), [f"{type(err).__name__}: {err}"]
+        except RuntimeError as err:  # no reward measured: the pool tries again, the controller never sees a 0
+            values, notes = (None, None, None, "failed"), [self._failure(err, task.genotype, batch_size)]
         else:
             notes = []
         if task.genotype not in self._params:
             self._params[task.genotype] = self.supernet.parameters_of(genotype)
         return RewardResult(task.sample, task.genotype, *values, params=self._params[task.genotype],
                             worker=self.worker, wall_time_s=time.perf_counter() - start, notes=notes)
+
+    def _failure(self, err: RuntimeError, genotype: str, batch_size: int) -> str:
+        """One line on why scoring failed; out-of-memory named as such, with the genotype and the batch size."""
+        text = first_line(err)
+        if isinstance(err, torch.cuda.OutOfMemoryError) or "out of memory" in text.lower():
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()  # what the failed batch held, before the pool's next try
+            return f"out of memory on {self.device} scoring {genotype} at batch size {batch_size}: {text}"
+        return f"{type(err).__name__} scoring {genotype} at batch size {batch_size}: {text}"
 
     def _recalibrated(self, genotype: Genotype, seed: int) -> AbstractContextManager[None]:
         """BN running statistics of ``genotype`` from ``recalibration_batches`` training batches fixed

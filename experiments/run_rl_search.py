@@ -1,7 +1,7 @@
 """Search the SASE space with an RL controller on Ray; prints the top-5 and where winner.json is.
 
     python experiments/run_rl_search.py                      # local Ray, bundled dataset, small search
-    ray submit cluster.yaml experiments/run_rl_search.py -- --config experiments/configs/cifar10.yaml
+    ray submit cluster.yaml experiments/run_rl_search.py -- --config cifar10
 """
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from searchspace.cli import ArgumentParser, user_errors_exit_2
 
 def parse(argv):
     parser = ArgumentParser(prog="run_rl_search.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", help="YAML config (default: the built-in small search)")
+    parser.add_argument("--config", help="a YAML file, or a shipped config by name: cifar10, default, smoke "
+                                         "(default: the built-in small search)")
     parser.add_argument("--out", help="run directory: a path or a filesystem URI (s3://..., gs://...)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--rounds", type=int, help="controller rounds")

@@ -79,8 +79,9 @@ TOP_K_COLUMNS = ["rank", "genotype", *DECISION_NAMES, "reward", "count", "source
 
 def table_from_frame(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
     """``frame``'s columns as ``schema`` says, in its order; missing, unknown or unconvertible
-    columns raise ValueError naming them. Floats keep NaN as NaN (not null); timestamps are
-    floored to microseconds in UTC (naive ones are taken as UTC)."""
+    columns raise ValueError naming them. Floats keep NaN as NaN; ``pd.NA`` (no value was measured:
+    a failed evaluation's reward) is written as null. Timestamps are floored to microseconds in UTC
+    (naive ones are taken as UTC)."""
     missing = [name for name in schema.names if name not in frame.columns]
     if missing:
         raise ValueError(f"missing columns: {', '.join(missing)}")
@@ -93,10 +94,18 @@ def table_from_frame(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
         if pa.types.is_timestamp(field.type):
             column = pd.to_datetime(column, utc=True).dt.floor("us")
         try:
-            arrays.append(pa.array(column, type=field.type, from_pandas=not pa.types.is_floating(field.type)))
+            arrays.append(float_array(column, field.type) if pa.types.is_floating(field.type)
+                          else pa.array(column, type=field.type, from_pandas=True))
         except (pa.ArrowException, TypeError, ValueError) as err:
             raise ValueError(f"column {field.name!r} is not {field.type}: {first_line(err)}") from None
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def float_array(column: pd.Series, kind: pa.DataType) -> pa.Array:
+    """A float column with NaN kept as NaN and ``pd.NA``/None as null."""
+    missing = column.map(lambda value: value is None or value is pd.NA).to_numpy(dtype=bool)
+    values = pd.to_numeric(column.where(~missing, float("nan"))).to_numpy(dtype="float64")
+    return pa.array(values, type=kind, mask=missing if missing.any() else None, from_pandas=False)
 
 
 def rank_candidates(candidates: pd.DataFrame) -> pd.DataFrame:

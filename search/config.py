@@ -6,7 +6,7 @@ import dataclasses
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 import yaml
 
@@ -14,6 +14,12 @@ from controller.warmup_sampler import WARMUP_SAMPLING
 from evaluator.config import EvaluatorConfig
 
 POLICIES = ("rl", "ppo", "random")  # rl: REINFORCE; ppo: PPO (controller/ppo.py); random: the baseline
+# The shipped configs (package data), found by name: ``--config cifar10`` is ``search/configs/cifar10.yaml``.
+NAMED_CONFIGS = Path(__file__).resolve().parent / "configs"
+# Where the project's packages are installed: the repository for an editable install, else site-packages.
+# A relative --config missing from the working directory is looked for here (``ray submit`` runs its
+# script from the head node's home directory, not from the project).
+INSTALLED_PROJECT = NAMED_CONFIGS.parents[1]
 
 
 class ConfigError(ValueError):
@@ -36,10 +42,11 @@ class SearchConfig:
     controller_preset: str = "sase"  # measured: benchmarks/controller_landscapes.py (issue 8)
     controller: Dict[str, Any] = field(default_factory=dict)  # overrides of the preset's fields
     train_steps: int = 48
-    # Warm-up (issue 15): the first warmup_rounds rounds train the shared weights on genotypes of the
-    # warm-up sampler (controller/warmup_sampler.py: "fair" or "uniform"), not the controller's, and
-    # leave the controller as it was. Default 0, measured (README, issue 15 item 1): at 3 search seeds
-    # the supernet ranks the stand-alone table better without warm-up (tau 0.31 against 0.21).
+    # Warm-up: the first warmup_rounds rounds train the shared weights on genotypes of the warm-up
+    # sampler (controller/warmup_sampler.py: "fair" or "uniform"), not the controller's, and leave the
+    # controller as it was. Default 0, measured (docs/rewards_measured.md): at 3 search seeds the
+    # supernet ranks the stand-alone table better without warm-up (whole-split tau 0.27 against 0.21
+    # for 4 fair rounds, results/reward_fidelity.json; the 3 searches shared their starting supernet).
     warmup_rounds: int = 0
     warmup_sampling: str = "fair"
     samples_per_round: int = 10
@@ -57,6 +64,8 @@ class SearchConfig:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.warmup_rounds < 0:  # as many as rounds, or more: the controller never learns
             raise ConfigError(f"warmup_rounds must be at least 0, got {self.warmup_rounds}")
+        if self.evaluator.seed is None:  # one --seed for the whole search: the supernet's start too
+            self.evaluator = dataclasses.replace(self.evaluator, seed=self.seed)
         if self.warmup_sampling not in WARMUP_SAMPLING:
             raise ConfigError(f"warmup_sampling must be one of {', '.join(WARMUP_SAMPLING)}, "
                               f"got {self.warmup_sampling!r}")
@@ -111,9 +120,7 @@ def load_config(path: Optional[str] = None, overrides: Optional[Mapping[str, Any
     values: Dict[str, Any] = {}
     if path is not None:
         try:
-            values = yaml.safe_load(Path(path).read_text()) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
+            values = yaml.safe_load(config_file(path).read_text()) or {}
         except yaml.YAMLError as err:
             raise ConfigError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
         if not isinstance(values, dict):
@@ -123,6 +130,35 @@ def load_config(path: Optional[str] = None, overrides: Optional[Mapping[str, Any
         if value is not None:
             set_dotted(values, dotted, value)
     return build(SearchConfig, values)
+
+
+def config_names() -> List[str]:
+    """The shipped configs' names (``--config NAME``)."""
+    return sorted(p.stem for p in NAMED_CONFIGS.glob("*.yaml"))
+
+
+def config_file(given: str) -> Path:
+    """The file ``--config`` means: a path as given (relative to the working directory), else a
+    shipped config by name (``cifar10``), else a relative path inside the installed project."""
+    path = Path(given)
+    if path.is_file():
+        return path
+    if path.exists():
+        raise ConfigError(f"config file {given} is not a file")
+    if path.suffix == "" and len(path.parts) == 1:
+        named = NAMED_CONFIGS / f"{given}.yaml"
+        if named.is_file():
+            return named
+        raise ConfigError(f"config {given!r} is neither a file in {Path.cwd()} nor a shipped config; "
+                          f"shipped: {', '.join(config_names())}")
+    places = [str(Path.cwd())]
+    if not path.is_absolute():
+        installed = INSTALLED_PROJECT / path
+        if installed.is_file():
+            return installed
+        places.append(f"the installed project {INSTALLED_PROJECT}")
+    raise ConfigError(f"config file {given} does not exist (looked in {' and in '.join(places)}); "
+                      f"shipped configs by name: {', '.join(config_names())}")
 
 
 def set_dotted(values: Dict[str, Any], dotted: str, value: Any) -> None:
@@ -141,8 +177,22 @@ PREDATED = {"warmup_rounds": 0, "evaluator.common_reward_images": False, "evalua
 
 
 def predated_settings(saved: Mapping[str, Any]) -> Dict[str, Any]:
-    """The :data:`PREDATED` keys (dotted) that a saved config.yaml's values lack, with what its run did."""
-    return {dotted: value for dotted, value in PREDATED.items() if not has_dotted(saved, dotted)}
+    """The :data:`PREDATED` keys (dotted) that a saved config.yaml's values lack, with what its run did.
+
+    A run saved before ``evaluator.data_seed`` existed drew its dataset and its supernet alike from
+    ``evaluator.seed`` (0 unless its config set it, whatever ``seed`` said): both stay that value.
+    """
+    settings = {dotted: value for dotted, value in PREDATED.items() if not has_dotted(saved, dotted)}
+    if not has_dotted(saved, "evaluator.data_seed"):
+        evaluator = saved.get("evaluator")
+        old = evaluator.get("seed", 0) if isinstance(evaluator, Mapping) else 0
+        settings.update({"evaluator.data_seed": old, "evaluator.seed": old})
+    return settings
+
+
+def saved_config(saved: Mapping[str, Any]) -> SearchConfig:
+    """A run's config.yaml as the config the run used: the keys it predates set as the run ran."""
+    return build(SearchConfig, with_defaults(saved, predated_settings(saved)))
 
 
 def has_dotted(values: Mapping[str, Any], dotted: str) -> bool:

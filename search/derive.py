@@ -1,6 +1,7 @@
 """The derive stage: the search's best genotypes re-scored on the whole validation set, the winner written."""
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 from typing import Any, Dict
 
@@ -12,6 +13,14 @@ from evaluator.worker import RewardTask
 from rundir import RunDir
 from search.config import SearchConfig
 from searchspace import from_key
+
+log = logging.getLogger(__name__)
+
+
+class EvaluationFailed(ValueError):
+    """Every evaluation of a round (or of the derive stage) failed: the search stops with one line and
+    exit code 2 instead of learning from nothing. A round is logged but not checkpointed, so
+    ``--resume`` computes it again."""
 
 
 def derive(config: SearchConfig, run_id: str, shared: Dict[str, Any], service, pool: WorkerPool,
@@ -29,8 +38,16 @@ def derive(config: SearchConfig, run_id: str, shared: Dict[str, Any], service, p
     keys = list(sources)
     results = pool.score(shared["weights"], [RewardTask(i, key, -1) for i, key in enumerate(keys)])
     log_rewards = rundir.read_rewards()
+    failed = [result for result in results if result.status == "failed"]
+    for result in failed:  # measured nothing: not a candidate
+        log.warning("derive: %s left out, its evaluation failed: %s", result.genotype, "; ".join(result.notes))
+    if len(failed) == len(results):
+        raise EvaluationFailed(f"derive: all {len(results)} evaluations failed; the first: "
+                               f"{'; '.join(failed[0].notes) or 'failed'} (the checkpoint is kept: --resume redoes it)")
     rows = []
     for key, result in zip(keys, results):
+        if result.status == "failed":
+            continue
         seen = log_rewards[(log_rewards["genotype"] == key) & (log_rewards["status"] == "ok")]["val_accuracy"]
         g = from_key(key)
         rows.append({"genotype": key, **g.ops, "reward": result.reward, "val_accuracy": result.val_accuracy,

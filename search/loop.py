@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
+import pandas as pd
 import ray
 import torch
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -20,7 +21,7 @@ from evaluator.worker import RewardResult, RewardTask, RoundTraining, TrainTask,
 from rundir import RunDir
 from search.cluster import connect
 from search.config import SearchConfig
-from search.derive import derive
+from search.derive import EvaluationFailed, derive
 from searchspace import from_key
 
 
@@ -80,17 +81,32 @@ def run_round(config: SearchConfig, run_id: str, round_number: int, shared: Dict
 
     proposal = propose(config, service, round_number, config.samples_per_round, SCORE_STREAM)
     results = pool.score(shared["weights"], reward_tasks(config, round_number, proposal["genotypes"]))
-    rewards = [r.reward for r in results]
-    if warmup:  # no controller decision to judge: no baseline, no advantage, no entropy bonus
+    scored = [i for i, result in enumerate(results) if result.status != "failed"]
+    rewards = [results[i].reward for i in scored]
+    if warmup or not scored:  # no controller decision to judge: no baseline, no advantage, no entropy bonus
         nan = [float("nan")] * len(rewards)
         stats = {"reward": rewards, "baseline": nan, "advantage": nan, "entropy": float("nan")}
-    else:
-        stats = ray.get(service.update.remote(round_number, proposal["indices"], proposal["genotypes"], rewards))
+    else:  # a failed evaluation measured nothing: the update, its baseline and top-k never see it
+        stats = ray.get(service.update.remote(round_number, proposal["indices"][scored],
+                                              [proposal["genotypes"][i] for i in scored], rewards))
     events = pool.take_events()
     phase = "warmup" if warmup else "search"
+    for name in ("reward", "baseline", "advantage"):
+        stats[name] = spread(stats[name], scored, len(results))
     rundir.write_round(round_number, reward_rows(run_id, round_number, proposal, results, stats, events, phase))
-    best = max(rewards)
-    return shared, {"best": best, "entropy": stats["entropy"]}
+    if not scored:
+        raise EvaluationFailed(f"round {round_number}: all {len(results)} evaluations failed, so the controller "
+                               f"was not updated; the first: {results[0].notes[-1] if results[0].notes else 'failed'} "
+                               f"(the round's rows are in {rundir.show(rundir.path('rewards'))}; --resume redoes it)")
+    return shared, {"best": max(rewards), "entropy": stats["entropy"]}
+
+
+def spread(values: List[float], scored: List[int], count: int) -> List[Any]:
+    """Per-sample values of the ``scored`` samples -> all ``count`` samples, null (pd.NA) for the failed ones."""
+    full: List[Any] = [pd.NA] * count
+    for i, value in zip(scored, values):
+        full[i] = value
+    return full
 
 
 def propose(config: SearchConfig, service, round_number: int, count: int, stream: int) -> Dict[str, Any]:
@@ -137,7 +153,8 @@ def train_shared(config: SearchConfig, round_number: int, shared: Dict[str, Any]
 
 def reward_rows(run_id: str, round_number: int, proposal: Dict[str, Any], results: List[RewardResult],
                 stats: Dict[str, Any], events: List[str], phase: str = "search") -> List[Dict[str, Any]]:
-    """One row per sample, docs/formats.md's columns plus ``attempts``, ``note`` and ``phase``."""
+    """One row per sample, docs/formats.md's columns plus ``attempts``, ``note`` and ``phase``; a failed
+    evaluation's reward, val_accuracy, val_loss, baseline and advantage are null."""
     now = datetime.now(timezone.utc)
     rows = []
     for i, result in enumerate(results):
@@ -145,7 +162,8 @@ def reward_rows(run_id: str, round_number: int, proposal: Dict[str, Any], result
         rows.append({
             "run_id": run_id, "round": round_number, "sample": i, "worker": result.worker, "genotype": genotype.key,
             **genotype.ops,
-            "reward": stats["reward"][i], "val_accuracy": result.val_accuracy, "val_loss": result.val_loss,
+            "reward": stats["reward"][i], "val_accuracy": _measured(result.val_accuracy),
+            "val_loss": _measured(result.val_loss),
             "log_prob": proposal["log_prob"][i], "entropy": proposal["entropy"][i],
             "baseline": stats["baseline"][i], "advantage": stats["advantage"][i],
             "params": result.params, "status": result.status, "wall_time_s": result.wall_time_s,
@@ -153,3 +171,7 @@ def reward_rows(run_id: str, round_number: int, proposal: Dict[str, Any], result
             "phase": phase,
         })
     return rows
+
+
+def _measured(value: Optional[float]) -> Any:
+    return pd.NA if value is None else value

@@ -16,7 +16,7 @@ from controller.presets import PRESETS, from_dict as controller_config
 from evaluator.config import BN_MODES, SYNC_RULES
 from evaluator.data import DATASETS, DatasetError, load_dataset
 from evaluator.models import ARCHS
-from evaluator.training import LR_SCALINGS
+from evaluator.training import LR_SCALINGS, TRAINING_PRESETS
 from search.config import ConfigError, SearchConfig
 from searchspace import COMBINE_RULES
 from searchspace.cli import first_line
@@ -58,6 +58,9 @@ def check_evaluator(config: SearchConfig) -> None:
         raise ConfigError(f"evaluator.combine: unknown rule {evaluator.combine!r}; valid: {', '.join(COMBINE_RULES)}")
     if evaluator.sync not in SYNC_RULES:
         raise ConfigError(f"evaluator.sync: unknown rule {evaluator.sync!r}; valid: {', '.join(SYNC_RULES)}")
+    if evaluator.training.preset not in TRAINING_PRESETS:
+        raise ConfigError(f"evaluator.training.preset: unknown preset {evaluator.training.preset!r}; "
+                          f"valid: {', '.join(TRAINING_PRESETS)}")
     if evaluator.training.lr_scaling not in LR_SCALINGS:
         raise ConfigError(f"evaluator.training.lr_scaling: unknown rule {evaluator.training.lr_scaling!r}; "
                           f"valid: {', '.join(LR_SCALINGS)}")
@@ -66,7 +69,7 @@ def check_evaluator(config: SearchConfig) -> None:
                           f"{evaluator.training.lr_warmup_rounds}")
     if not math.isfinite(evaluator.gate_bias):
         raise ConfigError(f"evaluator.gate_bias: must be a finite number, got {evaluator.gate_bias}")
-    for name in ("reduction", "val_batch_size", "reward_images", "recalibration_batches"):
+    for name in ("reduction", "val_batch_size", "reward_images", "recalibration_batches", "score_attempts"):
         if getattr(evaluator, name) < 1:
             raise ConfigError(f"evaluator.{name}: must be at least 1, got {getattr(evaluator, name)}")
     if evaluator.bn_mode not in BN_MODES:
@@ -87,7 +90,7 @@ def check_dataset_loads(config: SearchConfig) -> None:
     fail here, in one line. For a local Ray only: on a cluster the data may live on the workers alone."""
     evaluator = config.evaluator
     try:
-        load_dataset(evaluator.dataset, evaluator.data_dir, download=evaluator.download, seed=evaluator.seed,
+        load_dataset(evaluator.dataset, evaluator.data_dir, download=evaluator.download, seed=evaluator.data_seed,
                      **evaluator.dataset_options)
     except DatasetError as err:
         raise ConfigError(f"evaluator.dataset: {first_line(err)}") from None

@@ -23,6 +23,7 @@ from search.config import (
     build,
     load_config,
     predated_settings,
+    saved_config,
     set_dotted,
     to_dict,
     with_defaults,
@@ -75,7 +76,7 @@ def resume_config(config_path: Optional[str], overrides: Dict[str, Any]) -> tupl
     check_writable(out)
     rundir.read_rewards()  # a damaged round file stops the resume here, named, before anything runs
     predated = predated_settings(rundir.read_config())  # a run saved before these keys ran without them
-    saved = flatten(to_dict(build(SearchConfig, with_defaults(rundir.read_config(), predated))))
+    saved = flatten(to_dict(saved_config(rundir.read_config())))
     given = given_settings(config_path, overrides, predated)
     # A config file gives every setting: a key it lacks that the saved run has (a preset override) differs too.
     keys = set(given) | (set(saved) if config_path is not None else set())

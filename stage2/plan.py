@@ -7,14 +7,14 @@ from typing import Any, Dict, Optional, Sequence
 
 from evaluator.standalone import StandaloneConfig
 from rundir import RunDir
-from search.config import SearchConfig, build
+from search.config import SearchConfig, saved_config
 from searchspace import KNOWN
 from stage2.settings import DEFAULT_BASELINES, DEFAULT_K, DEFAULT_SEEDS, PER_TRIAL, Stage2Error, Stage2Settings
 
 
 def run_settings(rundir: RunDir) -> SearchConfig:
     """The run's config.yaml as a SearchConfig (stage 2 takes its data and network settings)."""
-    return build(SearchConfig, rundir.read_config())
+    return saved_config(rundir.read_config())
 
 
 def standalone_settings(config: SearchConfig, epochs: Optional[int], overrides: Dict[str, Any]) -> Dict[str, Any]:
@@ -27,7 +27,7 @@ def standalone_settings(config: SearchConfig, epochs: Optional[int], overrides: 
         raise Stage2Error(f"cannot override StandaloneConfig field {bad[0]!r}; valid: "
                           f"{', '.join(sorted(known - set(PER_TRIAL)))}")
     values = {"arch": evaluator.arch, "dataset": evaluator.dataset, "data_dir": evaluator.data_dir,
-              "download": evaluator.download, "data_seed": evaluator.seed,
+              "download": evaluator.download, "data_seed": evaluator.data_seed,
               "dataset_options": dict(evaluator.dataset_options), "reduction": evaluator.reduction,
               "gate_bias": evaluator.gate_bias, "channels_last": evaluator.channels_last,
               "eval_batch_size": evaluator.val_batch_size, **overrides}

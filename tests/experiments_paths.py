@@ -5,7 +5,7 @@ from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = ROOT / "experiments"
-CONFIGS = EXPERIMENTS / "configs"
+CONFIGS = ROOT / "search" / "configs"
 SEARCH_SCRIPT = EXPERIMENTS / "run_rl_search.py"
 VOLATILE = ["timestamp", "wall_time_s"]  # the only columns allowed to differ between runs
 

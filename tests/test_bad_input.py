@@ -65,6 +65,9 @@ CONFIGS = {  # name -> YAML text of a bad search config
     "reward-images.yaml": "evaluator: {reward_images: 0}\n",
     "bn-mode.yaml": "evaluator: {bn_mode: running}\n",
     "collective-timeout.yaml": "evaluator: {collective_timeout_s: 0}\n",
+    "samples-per-update.yaml": "controller: {samples_per_update: 20}\n",
+    "training-preset.yaml": "evaluator: {training: {preset: fast}}\n",
+    "score-attempts.yaml": "evaluator: {score_attempts: 0}\n",
     "tiny-data.yaml": "evaluator: {dataset: cluttered-digits, dataset_options: {train_size: 256, val_size: 64, "
                       "test_size: 64, canvas_size: 16, scale: [1.0, 2.0], cache: false}}\n",  # loads in a second
     "option-value.yaml": "evaluator: {dataset: cluttered-digits, dataset_options: {train_size: big}}\n",
@@ -174,6 +177,14 @@ CLI_CASES = {
                                 "evaluator.reward_images: must be at least 1, got 0"),
     "search no collective timeout": ("run_rl_search", "--out {w}/new --config {w}/collective-timeout.yaml",
                                      "evaluator.collective_timeout_s: must be a number of seconds > 0, got 0"),
+    "search samples_per_update": ("run_rl_search", "--out {w}/new --config {w}/samples-per-update.yaml",
+                                  "controller: 'samples_per_update' is not a controller setting: how many genotypes "
+                                  "one update sees is the search's samples_per_round"),
+    "search unknown training preset": ("run_rl_search", "--out {w}/new --config {w}/training-preset.yaml",
+                                       "evaluator.training.preset: unknown preset 'fast'; valid: enas"),
+    "search no score attempts": ("run_rl_search", "--out {w}/new --config {w}/score-attempts.yaml",
+                                 "evaluator.score_attempts: must be at least 1, got 0"),
+    "search unknown config name": ("run_rl_search", "--out {w}/new --config cifar", "config 'cifar' is neither a file in "),
     "search unknown BN mode": ("run_rl_search", "--out {w}/new --config {w}/bn-mode.yaml",
                                "evaluator.bn_mode: unknown mode 'running'; valid: batch, recalibrate"),
     # resume: what would change the results is refused, naming each key

@@ -438,7 +438,7 @@ def test_finetuning_a_candidate_puts_the_shared_weights_back(tmp_path):
                                           data_dir=str(tmp_path), training=SharedTrainingConfig(batch_size=32),
                                           reward_images=64))
     before = {k: v.clone() for k, v in evaluator.supernet.state_dict().items()}
-    redrawn = evaluator.initial_supernet(evaluator.config.seed).state_dict()  # the control's start, init seed 0
+    redrawn = evaluator.initial_supernet(evaluator.config.supernet_seed).state_dict()  # the control's start, init seed 0
     assert all(torch.equal(redrawn[name], tensor) for name, tensor in before.items())
     first, second = "gap|bn|mean|conv7x7", "gap|fc_relu_fc|none|none"
     plain = mean_reward([(reward(evaluator.supernet, from_key(second), x, y), len(y))

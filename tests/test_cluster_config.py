@@ -1,7 +1,7 @@
 """The cluster configs (cluster.yaml, experiments/cluster-local.yaml) as Ray's cluster launcher reads them.
 
 Accepted by the launcher, installing the pinned project, secret-free, and sized for
-experiments/configs/cifar10.yaml."""
+search/configs/cifar10.yaml."""
 import re
 
 import pytest

@@ -1,16 +1,22 @@
 """The cluster launcher end to end on this machine, over SSH to an sshd of the test's own.
 
-`ray up`, `ray submit` of a short search, `ray exec` of top_k.py and `ray down` with
-experiments/cluster-local.yaml; the sshd is bound to 127.0.0.1 (loopback only).
+`ray up`, then the README's `ray submit` (the smoke search, with a relative `--config` and
+`--out`, run from the head's home directory as `ray submit` runs it) and `ray exec` of top_k.py
+exactly as the README writes them, with experiments/cluster-local.yaml for cluster.yaml, then
+`ray down`; the sshd is bound to 127.0.0.1 (loopback only).
 
-Skipped, with the reason, where it cannot run: not root, no sshd or rsync and apt-get cannot
-install them, or another Ray instance on this machine (`ray up` and `ray down` run `ray stop`,
-which ends every Ray process here). Everything it changes is put back: ~/.bashrc, the files
-`ray up` and `ray submit` copy into ~, /run/sshd; the sshd it started is stopped by process id.
+It changes the machine, so it runs only when asked: `python -m pytest -q -m host_changes`
+(.ci/run asks). It installs openssh-server, openssh-client and rsync with apt-get where they are
+missing (those stay installed). Skipped, with the reason, where it cannot run: not root, no sshd
+or rsync and apt-get cannot install them, ~/sase-nas or ~/sase-runs/smoke already there, or
+another Ray instance on this machine (`ray up` and `ray down` run `ray stop`, which ends every Ray
+process here). Everything else it changes is put back: ~/.bashrc, the files `ray up` and `ray
+submit` copy into ~, ~/sase-nas (the project as `ray up` copies it) and ~/sase-runs (the smoke
+run), /run/sshd; the sshd it started is stopped by process id.
 """
 import hashlib
-import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -26,7 +32,6 @@ import pytest
 import yaml
 
 import searchspace
-from tiny_run import write_search_config
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL_YAML = ROOT / "experiments" / "cluster-local.yaml"
@@ -35,8 +40,12 @@ HOME = Path.home()
 # Files of ~ the test changes: ~/.bashrc, and what `ray up` (bootstrap config and key) and
 # `ray submit` (the script) copy into the head's home.
 HOME_FILES = [".bashrc", "ray_bootstrap_config.yaml", "ray_bootstrap_key.pem", "run_rl_search.py"]
+# Folders of ~ it makes: the project where `ray up` copies it (file_mounts), the README's smoke run.
+HOME_FOLDERS = ["sase-nas", "sase-runs"]
+SMOKE_RUN = HOME / "sase-runs" / "smoke"
 
-pytestmark = [pytest.mark.stops_ray, pytest.mark.skipif(sys.platform != "linux", reason="sshd test: Linux only")]
+pytestmark = [pytest.mark.stops_ray, pytest.mark.host_changes,
+              pytest.mark.skipif(sys.platform != "linux", reason="sshd test: Linux only")]
 
 
 def skip(reason: str):
@@ -164,8 +173,10 @@ def sshd(folder: Path, port: int):
 
 @contextmanager
 def home_restored():
-    """Whatever this block does to ~/.bashrc and the files Ray copies into ~ is undone after it."""
+    """Whatever this block does to ~/.bashrc and the files Ray copies into ~ is undone after it; the
+    folders of HOME_FOLDERS it made are removed."""
     saved = {name: (HOME / name).read_bytes() if (HOME / name).exists() else None for name in HOME_FILES}
+    made = [HOME / name for name in HOME_FOLDERS if not (HOME / name).exists()]
     try:
         yield
     finally:
@@ -174,6 +185,23 @@ def home_restored():
                 (HOME / name).unlink(missing_ok=True)
             else:
                 (HOME / name).write_bytes(data)
+        for folder in made:
+            shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(SMOKE_RUN, ignore_errors=True)  # checked absent before the test
+
+
+def readme_command(*words: str) -> list:
+    """The README's command line holding every one of ``words``, split as a shell would (comment dropped)."""
+    lines = [line for line in (ROOT / "README.md").read_text().splitlines()
+             if line.startswith("ray ") and all(word in line for word in words)]
+    assert len(lines) == 1, f"the README has {len(lines)} `ray` lines with {words}, want 1"
+    return shlex.split(lines[0], comments=True)
+
+
+def on_cluster(command: list, config: Path) -> list:
+    """A README command for cluster.yaml, run against the test's cluster config instead."""
+    assert command[2] == "cluster.yaml", command
+    return command[1:2] + [str(config)] + command[3:]
 
 
 def remove_launcher_files(tmp_path: Path) -> None:
@@ -204,10 +232,9 @@ def remote_shell_settings(ray_tmp: str) -> str:
 
 
 def cluster_config(folder: Path, key: Path, gcs_port: int) -> Path:
-    """cluster-local.yaml with the test's key, the project mounted into tmp and a free GCS port."""
+    """cluster-local.yaml with the test's key and a free GCS port."""
     config = yaml.safe_load(LOCAL_YAML.read_text())
     config["auth"]["ssh_private_key"] = str(key)
-    config["file_mounts"] = {str(folder / "sase-nas"): "."}
     config["head_start_ray_commands"] = [c.replace("--port=6379", f"--port={gcs_port}")
                                          for c in config["head_start_ray_commands"]]
     path = folder / "cluster-local.yaml"
@@ -233,16 +260,16 @@ def ray_cli(env, *args, timeout=120) -> str:
     return done.stdout
 
 
-@pytest.fixture
-def tiny_config(tmp_path):
-    return write_search_config(tmp_path, rounds=2, derive=1, seed=1)
-
-
-def test_ray_up_submit_exec_down_over_ssh(tmp_path, tiny_config):
+def test_the_readmes_cluster_commands_over_ssh(tmp_path):
     install_tools()
+    for taken in (HOME / "sase-nas", SMOKE_RUN):
+        if taken.exists():
+            skip(f"{taken} exists: the test would copy the project or write the smoke run over it")
     wait_for_no_other_ray()
+    submit = readme_command("ray submit cluster.yaml", "--config smoke")
+    top_k = readme_command("ray exec cluster.yaml", "top_k.py", "sase-runs/smoke")
     ray_tmp = tempfile.mkdtemp(prefix="rayssh-", dir="/tmp")  # short: Ray's socket paths live under it
-    ssh_port, gcs_port, run = free_port(), free_port(), tmp_path / "runs" / "ssh-run"
+    ssh_port, gcs_port = free_port(), free_port()
     env = dict(os.environ, PATH=f"{ssh_wrapper(tmp_path / 'bin', ssh_port)}:{os.environ['PATH']}",
                RAY_TMPDIR=ray_tmp, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
     try:
@@ -252,10 +279,10 @@ def test_ray_up_submit_exec_down_over_ssh(tmp_path, tiny_config):
             config = cluster_config(tmp_path, key, gcs_port)
             try:
                 ray_cli(env, "up", "-y", "--no-config-cache", config)
-                submitted = ray_cli(env, "submit", config, "experiments/run_rl_search.py", "--",
-                                    "--config", tiny_config, "--out", run, "--quiet", timeout=240)
-                top = ray_cli(env, "exec", config, f"python {tmp_path / 'sase-nas'}/experiments/top_k.py {run} "
-                                                   "-k 1 --format json")
+                submitted = ray_cli(env, *on_cluster(submit, config), timeout=240)
+                top = ray_cli(env, *on_cluster(top_k, config))
+                rewards = pd.read_parquet(SMOKE_RUN / "rewards")
+                winner = searchspace.load(SMOKE_RUN / "winner.json")
             finally:
                 ray_cli(env, "down", "-y", config)
         left = stop_leftovers(ray_tmp)
@@ -265,9 +292,6 @@ def test_ray_up_submit_exec_down_over_ssh(tmp_path, tiny_config):
         remove_launcher_files(tmp_path)
     assert left == [], f"`ray down` left Ray processes running: {left}"
 
-    rewards = pd.read_parquet(run / "rewards")
     assert sorted(rewards["round"].unique()) == [1, 2] and len(rewards) == 8 and (rewards["status"] == "ok").all()
-    winner = searchspace.load(run / "winner.json")
-    assert f"winner: {run / 'winner.json'}" in submitted
-    best, _ = json.JSONDecoder().raw_decode(top[top.index("["):])  # Ray's own lines may follow
-    assert best[0]["genotype"] == winner.key
+    assert "winner: sase-runs/smoke/winner.json" in submitted  # --out relative to the head's home
+    assert winner.key in top  # the top-5 table printed on the head

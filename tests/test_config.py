@@ -3,7 +3,7 @@ import dataclasses
 
 import pytest
 
-from search.config import ConfigError, SearchConfig, load_config
+from search.config import INSTALLED_PROJECT, ConfigError, SearchConfig, load_config
 from experiments_paths import CONFIGS
 
 
@@ -41,6 +41,28 @@ def test_bad_config_files_are_refused_with_the_key(tmp_path, text, message):
 def test_missing_config_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(str(tmp_path / "nope.yaml"))
+
+
+@pytest.mark.parametrize("given", ["cifar10", "search/configs/cifar10.yaml"])
+def test_a_shipped_config_is_found_by_name_or_project_path_from_any_directory(given, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # as `ray submit` runs the script: from the head node's home, not the project
+    assert load_config(given) == load_config(str(CONFIGS / "cifar10.yaml"))
+
+
+def test_a_file_in_the_working_directory_wins_over_the_shipped_config(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "search" / "configs").mkdir(parents=True)
+    (tmp_path / "search" / "configs" / "cifar10.yaml").write_text("rounds: 2\n")
+    assert load_config("search/configs/cifar10.yaml").rounds == 2
+
+
+def test_a_missing_relative_config_names_both_places_it_looked(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as err:
+        load_config("experiments/configs/cifar10.yaml")
+    message = str(err.value)
+    assert f"looked in {tmp_path} and in the installed project {INSTALLED_PROJECT}" in message
+    assert "shipped configs by name: cifar10, default, smoke" in message
 
 
 def test_config_round_trips_through_a_dict():

@@ -163,7 +163,7 @@ def test_bad_rewards_are_refused():
 
 def train(trainer, generator, updates, reward):
     for _ in range(updates):
-        samples = trainer.policy.sample(trainer.config.samples_per_update, generator)
+        samples = trainer.policy.sample(10, generator)
         trainer.update(samples.indices, reward(samples.indices))
 
 

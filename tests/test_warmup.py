@@ -19,6 +19,7 @@ from search.config import ConfigError, SearchConfig, load_config
 from search.loop import controller_settings, run_round
 from search.start import resolve
 from searchspace import from_key
+from in_process import InProcess, same_state
 from tiny_run import CONFIG, make_run
 
 SIZES = DecisionSpace.sase().sizes  # (10, 8, 8, 6)
@@ -66,16 +67,6 @@ def test_uniform_sampling_covers_every_op():
 # -- the loop: warm-up rounds leave the controller alone ----------------------------------------
 
 
-class InProcess:
-    """A ControllerService called the way the loop calls its actor, ``service.method.remote(...)``."""
-
-    def __init__(self, service: ControllerService) -> None:
-        self.service = service
-
-    def __getattr__(self, name):
-        return SimpleNamespace(remote=getattr(self.service, name))
-
-
 class ScoringPool:
     """Scores without a network: reward 0.2 + 0.05 * sample, so a round's rewards differ; keeps the tasks."""
 
@@ -89,16 +80,6 @@ class ScoringPool:
 
     def take_events(self):
         return []
-
-
-def same_state(a, b) -> bool:
-    if isinstance(a, torch.Tensor):
-        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
-    if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(same_state(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(same_state(x, y) for x, y in zip(a, b))
-    return a == b
 
 
 @pytest.fixture
