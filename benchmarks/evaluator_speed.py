@@ -1,4 +1,4 @@
-"""Evaluator speed ratios (issues 3, 14): supernet step over stand-alone step, 2 workers over 1, Ray over in-process.
+"""Evaluator speed ratios: supernet step over stand-alone step, 2 workers over 1, Ray over in-process.
 
 The supernet step is timed both bare and as the search runs it (``evaluator.allreduce.synced_steps``,
 one shard, no process group); the throughput of N workers is that of a step-synchronised round

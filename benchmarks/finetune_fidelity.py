@@ -1,4 +1,4 @@
-"""Ranking fidelity when each candidate is fine-tuned briefly before it is scored (issue 15, item 4).
+"""Ranking fidelity when each candidate is fine-tuned briefly before it is scored.
 
 A supernet's shared weights are trained under many genotypes at once, so a genotype whose block
 changes the signal most (a batch-norm excitation, a log-sum-exp squeeze) meets a backbone tuned
@@ -144,7 +144,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     scores_path = RESULTS / "finetune_fidelity_scores.parquet"
     scores = pd.read_parquet(scores_path) if scores_path.exists() else pd.DataFrame(columns=["run", "steps", "genotype"])
     if args.scratch is None:
-        runs = [(str(run.resolve()), lambda run=run: evaluator_of(run)) for run in args.runs]
+        runs = [(str(run.resolve().relative_to(RESULTS.parents[1]) if run.resolve().is_relative_to(RESULTS.parents[1])
+                     else run.resolve()), lambda run=run: evaluator_of(run)) for run in args.runs]  # labels relative to the repository
     else:
         runs = [(f"scratch (init seed {seed})", scratch(args.runs[0], seed)) for seed in args.scratch or [0]]
     plan = sorted(set([0] + args.steps))

@@ -1,4 +1,4 @@
-"""Sample efficiency of step-synchronised shards (issue 14), in one process: 1 shard against 2 shards
+"""Sample efficiency of step-synchronised shards, in one process: 1 shard against 2 shards
 with the learning rate scaled linearly (lr x 2) or not.
 
 The round is the search's own: ``Evaluator.train_shards`` with every step on every shard's batch

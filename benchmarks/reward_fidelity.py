@@ -1,4 +1,4 @@
-"""Rewards against the stand-alone ground truth (issue 15, items 2-4): reward noise and ranking fidelity.
+"""Rewards against the stand-alone ground truth: reward noise and ranking fidelity.
 
 Takes finished searches (their run directories: the shared weights of the last checkpoint, the
 ones the derive stage scored with) and scores every genotype of the stand-alone table on them, on

@@ -3,10 +3,10 @@
     python benchmarks/run_all.py [--quick] [--only NAME ...] [--table]
 
 --quick: smoke-sized versions of everything, under 10 minutes on a 2-core CPU machine (7 min 42 s
-measured; its results go to *_quick.json and do not replace the full ones). The full run took
-about 3.7 hours on such a machine before the stand-alone table (503 min of runs, 2 at a time) and
-issue 15's searches and scoring (about 1.5 hours) joined it.
-Each step writes its own JSON to benchmarks/results/ with the machine, versions and settings.
+measured, results/run_all_quick_timing.json; its results go to *_quick.json and do not replace
+the full ones). The full run takes many hours on such a machine (the stand-alone tables alone are
+hours of training); it has not been timed as one command. Each step writes its own JSON to
+benchmarks/results/ with the machine, versions and settings.
 """
 from __future__ import annotations
 

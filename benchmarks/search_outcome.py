@@ -1,4 +1,4 @@
-"""The search outcome, judged against the stand-alone ground truth (issue 15, item 6).
+"""The search outcome, judged against the stand-alone ground truth.
 
 Runs the default search (``python experiments/run_rl_search.py``, the embedded config) with
 ``--seeds`` search seeds, and random search with weight sharing (the same command with ``--policy

@@ -1,4 +1,4 @@
-"""Time to accuracy (issue 14): supernet validation accuracy against wall time for 1 and N Ray workers.
+"""Time to accuracy: supernet validation accuracy against wall time for 1 and N Ray workers.
 
 The supernet is trained the way a search trains it (``search.loop.train_shared``): per round
 ``--train-steps`` steps, each with a uniformly sampled genotype (the ``random`` policy), on the

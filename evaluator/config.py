@@ -28,7 +28,7 @@ class EvaluatorConfig:
     excitation_per_squeeze: bool = False
     training: SharedTrainingConfig = field(default_factory=SharedTrainingConfig)
     val_batch_size: int = 256
-    # Rewards, measured in docs/rewards_measured.md. common_reward_images: a round's samples are all
+    # Rewards, measured in docs/ranking_fidelity.md. common_reward_images: a round's samples are all
     # scored on the same reward_images validation images, round r on the r-th block of the split
     # (wrapping), so a batch's difficulty cancels against the batch-mean baseline; False: sample i of
     # round r on its own batch of val_batch_size images, (r - 1) * samples_per_round + i.

@@ -44,7 +44,7 @@ class SearchConfig:
     train_steps: int = 48
     # Warm-up: the first warmup_rounds rounds train the shared weights on genotypes of the warm-up
     # sampler (controller/warmup_sampler.py: "fair" or "uniform"), not the controller's, and leave the
-    # controller as it was. Default 0, measured (docs/rewards_measured.md): at 3 search seeds the
+    # controller as it was. Default 0, measured (docs/ranking_fidelity.md): at 3 search seeds the
     # supernet ranks the stand-alone table better without warm-up (whole-split tau 0.27 against 0.21
     # for 4 fair rounds, results/reward_fidelity.json; the 3 searches shared their starting supernet).
     warmup_rounds: int = 0
