@@ -14,6 +14,7 @@ import argparse
 import os
 import random
 import time
+from typing import Any, Dict, List
 
 from common import RESULTS, show_result, timed, write_result
 
@@ -59,13 +60,16 @@ def actor_throughput(steps: int, batch_size: int, seed: int, threads: int) -> fl
     return images_per_second(steps, batch_size, device, supernet=True, seed=seed)
 
 
-def measure(max_workers: int, steps: int, batch_size: int) -> dict:
-    """The whole measurement as a result document (not written); joins Ray only if not joined already."""
-    cuda = torch.cuda.is_available()
-    device = "cuda" if cuda else "cpu"
-    single = {"supernet": images_per_second(steps, batch_size, device, True),
-              "fixed_cbam": images_per_second(steps, batch_size, device, False)}
-    gpus = torch.cuda.device_count()
+def single_process(steps: int, batch_size: int, device: str) -> Dict[str, float]:
+    """Images/s of the supernet (a genotype sampled per step) and of the fixed CBAM network, in this process."""
+    return {"supernet": images_per_second(steps, batch_size, device, True),
+            "fixed_cbam": images_per_second(steps, batch_size, device, False)}
+
+
+def ray_scaling(max_workers: int, steps: int, batch_size: int, cuda: bool) -> List[Dict[str, Any]]:
+    """Total images/s of 1..``max_workers`` Ray tasks training the supernet at once, sharing the GPUs
+    through fractional ``num_gpus`` when ``cuda``; joins Ray only if not joined already."""
+    gpus = torch.cuda.device_count() if cuda else 0
     own_ray = not ray.is_initialized()
     if own_ray:
         ray.init(include_dashboard=False, log_to_driver=False)
@@ -82,6 +86,15 @@ def measure(max_workers: int, steps: int, batch_size: int) -> dict:
     finally:
         if own_ray:
             ray.shutdown()
+    return scaling
+
+
+def measure(max_workers: int, steps: int, batch_size: int) -> dict:
+    """The whole measurement as a result document (not written); joins Ray only if not joined already."""
+    cuda = torch.cuda.is_available()
+    device = "cuda" if cuda else "cpu"
+    single = single_process(steps, batch_size, device)
+    scaling = ray_scaling(max_workers, steps, batch_size, cuda)
     return {"benchmark": "gpu_throughput", "machine": describe_machine(), "device": device,
             "settings": {"max_workers": max_workers, "steps": steps, "batch_size": batch_size},
             "single_process_images_per_s": single,

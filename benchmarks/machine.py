@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 from datetime import datetime, timezone
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 
 def describe_machine() -> Dict[str, Any]:
@@ -27,3 +28,32 @@ def describe_machine() -> Dict[str, Any]:
         "ray": ray.__version__, "numpy": numpy.__version__, "torch_threads": torch.get_num_threads(),
         "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
     }
+
+
+def describe_accelerator(use_cuda: bool) -> Dict[str, Any]:
+    """The device a GPU measurement ran on, and the software between it and torch: the GPU's name,
+    memory (GiB) and compute capability, the NVIDIA driver, and the CUDA and cuDNN that torch was
+    built with. ``use_cuda`` False (or no GPU): the CPU, with torch's build versions all the same."""
+    import torch
+
+    cuda = use_cuda and torch.cuda.is_available()
+    described: Dict[str, Any] = {"device": "cuda" if cuda else "cpu", "torch": torch.__version__,
+                                 "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
+                                 "cuda_available": torch.cuda.is_available(), "driver": nvidia_driver()}
+    if cuda:
+        properties = torch.cuda.get_device_properties(0)
+        described.update(name=properties.name, memory_gib=properties.total_memory / 2 ** 30,
+                         capability=f"{properties.major}.{properties.minor}",
+                         multiprocessors=properties.multi_processor_count, count=torch.cuda.device_count())
+    return described
+
+
+def nvidia_driver() -> Optional[str]:
+    """The NVIDIA driver's version as nvidia-smi reports it; None without nvidia-smi or a GPU."""
+    try:
+        answer = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    lines = answer.stdout.split()
+    return lines[0] if answer.returncode == 0 and lines else None
