@@ -80,6 +80,7 @@ VARIANTS: Dict[str, Dict[str, Any]] = {
 }
 
 
+REPOSITORY = Path(__file__).resolve().parents[1]
 RUNS = Path(__file__).resolve().parent / "runs" / "reward_fidelity"
 OUTCOME_RUNS = Path(__file__).resolve().parent / "runs" / "search_outcome" / "default"
 TABLE = RESULTS / "standalone_table.parquet"  # budget B; --table judges by another budget's table
@@ -101,6 +102,13 @@ def variant_run(name: str, seed: int, runs: Path, outcome_runs: Path, base: Dict
     else:
         search_outcome.run_search(out, VARIANTS[name].get("policy", "rl"), seed, VARIANTS[name], runs / "seconds.json")
     return out
+
+
+def run_key(folder: Path) -> str:
+    """How a run is named in the scores and the JSON: relative to the repository when inside it
+    (a result names no machine's paths), else as given."""
+    folder = Path(folder).resolve()
+    return str(folder.relative_to(REPOSITORY)) if folder.is_relative_to(REPOSITORY) else str(folder)
 
 
 def is_run(folder: Path) -> bool:
@@ -139,7 +147,7 @@ def score_run(run: Path, genotypes: Sequence[str]) -> pd.DataFrame:
             for block, (images, labels) in enumerate(blocks):
                 rows.append({"genotype": key, "bn_mode": "recalibrate", "block": block, "images": len(labels),
                              "accuracy": reward(supernet, genotype, images, labels, False).val_accuracy})
-    return pd.DataFrame(rows).assign(run=str(run), full_blocks=len(data.val) // config.reward_images)
+    return pd.DataFrame(rows).assign(run=run_key(run), full_blocks=len(data.val) // config.reward_images)
 
 
 def noise(scores: pd.DataFrame, full_blocks: int) -> Dict[str, float]:
@@ -307,11 +315,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         return
     names: Dict[str, Tuple[str, Optional[int]]] = {}
     for (variant, seed), obtain in wanted:
-        run = str(obtain())
+        run = run_key(obtain())
         names[run] = (variant, seed)
         done = set(scores.loc[scores["run"] == run, "genotype"])
         if set(genotypes) - done:
-            scores = pd.concat([scores, score_run(Path(run), [g for g in genotypes if g not in done])], ignore_index=True)
+            scores = pd.concat([scores, score_run(REPOSITORY / run, [g for g in genotypes if g not in done])], ignore_index=True)
             standalone_table.write_table(scores, scores_path)
         result = document(name, args, table, scores, names)
         write_result(RESULTS / f"{name}.json", result)  # after every run: an interrupted benchmark keeps its rows
@@ -332,15 +340,14 @@ def document(name: str, args: argparse.Namespace, table: pd.DataFrame, scores: p
 
 
 def supernet_init_seeds(names: Dict[str, Tuple[str, Optional[int]]]) -> Dict[str, Optional[int]]:
-    """Each search's supernet initial-weight seed, from its config.yaml: before ``--seed`` reached the
+    """Each run's supernet initial-weight seed, from its config.yaml: before ``--seed`` reached the
     supernet every search started from seed 0 (evaluator.seed). None where the run is gone."""
     seeds = {}
-    for run, (variant, seed) in names.items():
-        label = variant if seed is None else f"{variant} seed {seed}"
+    for run in names:
         try:
-            seeds[label] = saved_config(RunDir(run).read_config()).evaluator.seed
+            seeds[run] = saved_config(RunDir(str(REPOSITORY / run)).read_config()).evaluator.seed
         except (OSError, ValueError):
-            seeds[label] = None
+            seeds[run] = None
     return seeds
 
 
@@ -349,7 +356,7 @@ def summarise_scored(scores: pd.DataFrame, table: pd.DataFrame, wanted: Sequence
     """--summary: judge against ``table`` the wanted runs whose scores hold every genotype of it."""
     names: Dict[str, Tuple[str, Optional[int]]] = {}
     for (label, seed), obtain in wanted:
-        run = str(variant_folder(label, seed, args.runs, args.outcome_runs) if seed is not None else obtain())
+        run = run_key(variant_folder(label, seed, args.runs, args.outcome_runs) if seed is not None else obtain())
         if set(table["genotype"]) <= set(scores.loc[scores["run"] == run, "genotype"]):
             names[run] = (label, seed)
         elif seed is None:
