@@ -293,5 +293,5 @@ def test_the_readmes_cluster_commands_over_ssh(tmp_path):
     assert left == [], f"`ray down` left Ray processes running: {left}"
 
     assert sorted(rewards["round"].unique()) == [1, 2] and len(rewards) == 8 and (rewards["status"] == "ok").all()
-    assert "winner: sase-runs/smoke/winner.json" in submitted  # --out relative to the head's home
+    assert f"winner: {SMOKE_RUN / 'winner.json'}" in submitted  # --out relative to the head's home
     assert winner.key in top  # the top-5 table printed on the head
