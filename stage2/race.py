@@ -145,6 +145,47 @@ def race(candidates: Sequence[str], seeds: Sequence[int], run: RunResult, settin
     return result
 
 
+def compared(result: RaceResult, name: str, other: str) -> Dict[str, float]:
+    """``name`` minus ``other`` in points over the seeds both ran: mean, s.e., t, the one-sided p
+    of "``name`` is worse", and how many seeds."""
+    shared = [s for s in result.seeds if s in result.results[name] and s in result.results[other]]
+    test = paired_test([result.results[name][s] for s in shared], [result.results[other][s] for s in shared])
+    return {"mean": 100 * test.mean, "se": 100 * test.se, "t": test.t, "p": test.p, "seeds": test.seeds}
+
+
+def verdict(result: RaceResult, known: Sequence[str], alpha: float) -> Dict[str, object]:
+    """What the race found, for ``winner.json``: the winner with its mean and s.e. over its seeds;
+    its paired difference to the best known module and to ``none`` (where they raced); the round
+    each dropped candidate left in; and one sentence. ``known``: the candidates that are known modules."""
+    winner, seeds = result.winner, result.seeds
+    scores = [100 * result.results[winner][s] for s in seeds]
+    found: Dict[str, object] = {
+        "winner": winner, "mean": statistics.fmean(scores),
+        "se": statistics.stdev(scores) / math.sqrt(len(scores)) if len(scores) > 1 else math.nan,
+        "seeds": list(seeds), "dropped_in_round": dict(result.dropped), "survivors": list(result.survivors)}
+    raced_known = [name for name in result.results if name in known]
+    if not raced_known:
+        found["sentence"] = f"{winner} won; no known module raced, so nothing says it beats one"
+        return found
+    best_known = max(raced_known, key=lambda name: (statistics.fmean(result.results[name].values()), name))
+    found["best_known"] = best_known
+    if "none" in result.results and winner != "none":
+        found["against_none"] = compared(result, winner, "none")
+    tied = [name for name in result.survivors if name != winner]
+    if winner in known:
+        searched_left = [name for name in tied if name not in known]
+        found["sentence"] = (f"unresolved at this budget: {winner} and {', '.join(tied)} tie" if searched_left
+                             else f"no searched genotype beat {winner}; {winner} is the answer")
+        return found
+    against = found["against_best_known"] = compared(result, best_known, winner)  # known minus winner
+    if against["p"] < alpha:
+        found["sentence"] = (f"searched genotype {winner} beats the best known module {best_known} by "
+                             f"{-against['mean']:.2f} ± {against['se']:.2f} points")
+    else:
+        found["sentence"] = f"unresolved at this budget: {winner} and {', '.join(tied or [best_known])} tie"
+    return found
+
+
 # -- replay on a stored table ---------------------------------------------------------------------
 
 

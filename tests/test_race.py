@@ -12,7 +12,7 @@ import pytest
 
 from searchspace import KNOWN
 from searchspace.cli import UsageError
-from stage2.race import RaceSettings, paired_test, race, read_table, replay
+from stage2.race import RaceSettings, paired_test, race, read_table, replay, verdict
 
 TABLE_12_SEEDS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "standalone_table_12seeds.parquet"
 
@@ -149,3 +149,34 @@ def test_the_replay_command_writes_its_summary(tmp_path):
     summary = json.loads((tmp_path / "out.json").read_text())
     assert set(summary) >= {"picks", "regret_mean", "regret_p90", "runs_mean", "runs_fraction", "held_out", "settings"}
     assert sum(summary["picks"].values()) == 20
+
+
+def raced(offsets, seeds=6, noise=(0.001, -0.002, 0.0015, -0.001, 0.002, -0.0005)):
+    """A race of candidates whose accuracy is 0.72 + offset + a per-seed wobble of their own."""
+    accuracy = {name: {s: 0.72 + offset + noise[(s + i) % len(noise)] for s in range(seeds)}
+                for i, (name, offset) in enumerate(offsets.items())}
+    return race(list(accuracy), range(seeds), recorded(accuracy)[0], RaceSettings(max_seeds=seeds))
+
+
+def test_the_verdict_says_a_searched_genotype_beats_the_best_known_module():
+    result = raced({"rank-1": 0.012, "srm": 0.0, "se": -0.004, "none": -0.015})
+    found = verdict(result, known=["srm", "se", "none"], alpha=0.05)
+    assert found["winner"] == "rank-1" and found["best_known"] == "srm"
+    against = found["against_best_known"]
+    assert against["mean"] < 0 and against["p"] < 0.05 and against["seeds"] >= 2
+    assert found["sentence"] == (f"searched genotype rank-1 beats the best known module srm by "
+                                 f"{-against['mean']:.2f} ± {against['se']:.2f} points")
+    assert found["against_none"]["mean"] > 0 and set(found["dropped_in_round"]) == {"srm", "se", "none"}
+
+
+def test_the_verdict_names_the_known_module_when_no_searched_genotype_beat_it():
+    found = verdict(raced({"rank-1": -0.01, "rank-2": -0.012, "srm": 0.0, "none": -0.02}),
+                    known=["srm", "none"], alpha=0.05)
+    assert found["sentence"] == "no searched genotype beat srm; srm is the answer"
+
+
+def test_the_verdict_says_which_candidates_tie():
+    found = verdict(raced({"rank-1": 0.0, "srm": 0.0, "none": -0.02}), known=["srm", "none"], alpha=0.05)
+    assert found["sentence"] in ("unresolved at this budget: rank-1 and srm tie",
+                                 "unresolved at this budget: srm and rank-1 tie")
+    assert sorted(found["survivors"]) == ["rank-1", "srm"]
