@@ -19,6 +19,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from searchspace import strict_json  # noqa: E402  (strict JSON: NaN written as null)
 
 RESULTS = Path(__file__).resolve().parent / "results"
+REPOSITORY = RESULTS.parents[1]
+
+
+def repository_path(path: Path) -> str:
+    """``path`` as a committed result names it: relative to the repository when inside it (a result
+    names no machine's paths), else absolute."""
+    path = Path(path).resolve()
+    return str(path.relative_to(REPOSITORY)) if path.is_relative_to(REPOSITORY) else str(path)
 
 
 def fail(message: str) -> NoReturn:

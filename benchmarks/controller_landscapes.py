@@ -45,7 +45,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # common and machine, also when imported from elsewhere
-from common import RESULTS, fail, write_result  # noqa: E402
+from common import RESULTS, fail, repository_path, write_result  # noqa: E402
 from controller.policy import DecisionSpace, LSTMPolicy  # noqa: E402
 from controller.ppo import PPO  # noqa: E402
 from controller.presets import ControllerConfig, preset  # noqa: E402
@@ -118,8 +118,7 @@ def parquet_landscape(space: DecisionSpace, path: Path) -> Tuple[Landscape, Dict
     rewards = torch.tensor([accuracy.get(k, floor) for k in keys], dtype=torch.float64)
     # Top-1% of the genotypes the table scored: the filled-in ones are not candidates.
     landscape = landscape_of(space, rewards, max(1, math.ceil(TOP_FRACTION * len(accuracy))))
-    return landscape, {"path": str(path.resolve().relative_to(RESULTS.parents[1]) if path.resolve().is_relative_to(RESULTS.parents[1])
-                                   else path),  # relative to the repository, as every committed result names it
+    return landscape, {"path": repository_path(path),
                        "genotypes_in_table": len(accuracy), "filled_with_minimum": len(keys) - len(accuracy)}
 
 

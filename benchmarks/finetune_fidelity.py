@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from common import RESULTS, fail, show_result, write_result  # first: the import path
+from common import RESULTS, fail, repository_path, show_result, write_result  # first: the import path
 
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
@@ -144,8 +144,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     scores_path = RESULTS / "finetune_fidelity_scores.parquet"
     scores = pd.read_parquet(scores_path) if scores_path.exists() else pd.DataFrame(columns=["run", "steps", "genotype"])
     if args.scratch is None:
-        runs = [(str(run.resolve().relative_to(RESULTS.parents[1]) if run.resolve().is_relative_to(RESULTS.parents[1])
-                     else run.resolve()), lambda run=run: evaluator_of(run)) for run in args.runs]  # labels relative to the repository
+        runs = [(repository_path(run), lambda run=run: evaluator_of(run)) for run in args.runs]
     else:
         runs = [(f"scratch (init seed {seed})", scratch(args.runs[0], seed)) for seed in args.scratch or [0]]
     plan = sorted(set([0] + args.steps))

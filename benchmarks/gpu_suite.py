@@ -49,7 +49,7 @@ import torch  # noqa: E402
 import evaluator_speed  # noqa: E402
 import gpu_throughput  # noqa: E402
 import time_to_accuracy  # noqa: E402
-from controller.service import NAMESPACE, ControllerService, actor_name  # noqa: E402
+from controller.service import NAMESPACE  # noqa: E402
 from evaluator.config import EvaluatorConfig  # noqa: E402
 from evaluator.data import load_dataset  # noqa: E402
 from evaluator.pool import WorkerPool  # noqa: E402
@@ -58,7 +58,7 @@ from machine import describe_accelerator, describe_machine  # noqa: E402
 from rundir import RunDir  # noqa: E402
 from search.cluster import connect  # noqa: E402
 from search.config import SearchConfig, load_config, to_dict  # noqa: E402
-from search.loop import controller_settings, run_round  # noqa: E402
+from search.loop import run_round, save_round, start_controller  # noqa: E402
 
 CIFAR10_CONFIG = Path(__file__).resolve().parents[1] / "search" / "configs" / "cifar10.yaml"
 ENAS_ROUNDS = 150
@@ -315,9 +315,7 @@ def search_rounds(config: SearchConfig, rundir: RunDir, clock: Clock, reserve_s:
     """(setup seconds, seconds of each round): rounds as search.loop.search runs them, checkpoint
     included, until the next round would not end before only ``reserve_s`` of the budget is left."""
     start = time.perf_counter()
-    service = ray.remote(ControllerService).options(name=actor_name(config.run_id), namespace=NAMESPACE,
-                                                    num_cpus=0).remote(controller_settings(config), config.policy,
-                                                                       config.seed)
+    service = start_controller(config, config.run_id)
     pool = WorkerPool(config.evaluator, config.workers)
     round_seconds: List[float] = []
     try:
@@ -329,8 +327,7 @@ def search_rounds(config: SearchConfig, rundir: RunDir, clock: Clock, reserve_s:
                 break
             began = time.perf_counter()
             shared, _ = run_round(config, config.run_id, round_number, shared, service, pool, rundir)
-            rundir.save_checkpoint({"round": round_number, "shared": shared, "torch_rng": torch.get_rng_state(),
-                                    "controller": ray.get(service.state_dict.remote())}, round_number)
+            save_round(rundir, round_number, shared, service)
             round_seconds.append(time.perf_counter() - began)
             print(f"search round {round_number}: {round_seconds[-1]:.1f} s", flush=True)
     finally:

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from common import RESULTS, show_result, write_result  # first: Ray's loopback environment, the import path
+from common import RESULTS, repository_path, show_result, write_result  # first: Ray's loopback environment, the import path
 
 from machine import describe_machine  # noqa: E402
 from stage2.race import RaceSettings, read_table, replay  # noqa: E402
@@ -40,7 +40,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     defaults = RaceSettings()
     write_result(RESULTS / "race_replay.json", {
         "benchmark": "race_replay", "machine": describe_machine(),
-        "settings": {"table": str(args.table.resolve().relative_to(RESULTS.parents[1])), "orders": args.orders,
+        "settings": {"table": repository_path(args.table), "orders": args.orders,
                      "test": "one-sided paired t-test against the leader", "max_seeds": defaults.max_seeds},
         "targets": {"regret_mean_points_at_most": TARGET_REGRET, "runs_fraction_at_most": TARGET_RUNS},
         "defaults": {"min_seeds": defaults.min_seeds, "alpha": defaults.alpha},

@@ -47,7 +47,7 @@ import statistics
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from common import RESULTS, fail, show_result, write_result  # first: Ray's loopback environment, the import path
+from common import REPOSITORY, RESULTS, fail, repository_path, show_result, write_result  # first: Ray's loopback environment, the import path
 
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
@@ -80,7 +80,6 @@ VARIANTS: Dict[str, Dict[str, Any]] = {
 }
 
 
-REPOSITORY = Path(__file__).resolve().parents[1]
 RUNS = Path(__file__).resolve().parent / "runs" / "reward_fidelity"
 OUTCOME_RUNS = Path(__file__).resolve().parent / "runs" / "search_outcome" / "default"
 TABLE = RESULTS / "standalone_table.parquet"  # budget B; --table judges by another budget's table
@@ -102,13 +101,6 @@ def variant_run(name: str, seed: int, runs: Path, outcome_runs: Path, base: Dict
     else:
         search_outcome.run_search(out, VARIANTS[name].get("policy", "rl"), seed, VARIANTS[name], runs / "seconds.json")
     return out
-
-
-def run_key(folder: Path) -> str:
-    """How a run is named in the scores and the JSON: relative to the repository when inside it
-    (a result names no machine's paths), else as given."""
-    folder = Path(folder).resolve()
-    return str(folder.relative_to(REPOSITORY)) if folder.is_relative_to(REPOSITORY) else str(folder)
 
 
 def is_run(folder: Path) -> bool:
@@ -147,7 +139,7 @@ def score_run(run: Path, genotypes: Sequence[str]) -> pd.DataFrame:
             for block, (images, labels) in enumerate(blocks):
                 rows.append({"genotype": key, "bn_mode": "recalibrate", "block": block, "images": len(labels),
                              "accuracy": reward(supernet, genotype, images, labels, False).val_accuracy})
-    return pd.DataFrame(rows).assign(run=run_key(run), full_blocks=len(data.val) // config.reward_images)
+    return pd.DataFrame(rows).assign(run=repository_path(run), full_blocks=len(data.val) // config.reward_images)
 
 
 def noise(scores: pd.DataFrame, full_blocks: int) -> Dict[str, float]:
@@ -315,7 +307,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         return
     names: Dict[str, Tuple[str, Optional[int]]] = {}
     for (variant, seed), obtain in wanted:
-        run = run_key(obtain())
+        run = repository_path(obtain())
         names[run] = (variant, seed)
         done = set(scores.loc[scores["run"] == run, "genotype"])
         if set(genotypes) - done:
@@ -356,7 +348,7 @@ def summarise_scored(scores: pd.DataFrame, table: pd.DataFrame, wanted: Sequence
     """--summary: judge against ``table`` the wanted runs whose scores hold every genotype of it."""
     names: Dict[str, Tuple[str, Optional[int]]] = {}
     for (label, seed), obtain in wanted:
-        run = run_key(variant_folder(label, seed, args.runs, args.outcome_runs) if seed is not None else obtain())
+        run = repository_path(variant_folder(label, seed, args.runs, args.outcome_runs) if seed is not None else obtain())
         if set(table["genotype"]) <= set(scores.loc[scores["run"] == run, "genotype"]):
             names[run] = (label, seed)
         elif seed is None:

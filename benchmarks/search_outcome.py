@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from common import RESULTS, fail, show_result, write_result  # first: Ray's loopback environment, the import path
+from common import RESULTS, fail, repository_path, show_result, write_result  # first: Ray's loopback environment, the import path
 
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
@@ -213,7 +213,7 @@ def run_searches(args: argparse.Namespace, search_seeds: int, runs_dir: Path) ->
                          "warmup_rounds": saved.get("warmup_rounds"),
                          # 0 for every search seed until --seed reached the supernet
                          "supernet_seed": saved_config(saved).evaluator.seed,
-                         "run": str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out)})
+                         "run": repository_path(out)})
     return runs
 
 

@@ -346,18 +346,20 @@ def _cancel(ref: Any) -> None:
         log.info("could not cancel a task of a lost worker: %s", err)
 
 
+def _rewards(result: Any) -> List[RewardResult]:
+    """The rewards in a task's result (a score task returns a list of them; other tasks none)."""
+    return [item for item in (result if isinstance(result, list) else [result]) if isinstance(item, RewardResult)]
+
+
 def _failure(result: Any) -> str:
     """Why a task's reward failed (the worker's note), "" when every reward in it was measured."""
-    for item in result if isinstance(result, list) else [result]:
-        if isinstance(item, RewardResult) and item.status == "failed":
-            return "; ".join(item.notes) or "failed"
-    return ""
+    failed = [item for item in _rewards(result) if item.status == "failed"]
+    return ("; ".join(failed[0].notes) or "failed") if failed else ""
 
 
 def _mark_attempts(result: Any, attempt: int, history: Sequence[str]) -> Any:
     """The attempts a result took, and what the earlier ones met, on its rewards."""
-    for item in result if isinstance(result, list) else [result]:
-        if isinstance(item, RewardResult):
-            item.attempts = attempt
-            item.notes[:0] = history
+    for item in _rewards(result):
+        item.attempts = attempt
+        item.notes[:0] = history
     return result

@@ -38,16 +38,15 @@ def derive(config: SearchConfig, run_id: str, shared: Dict[str, Any], service, p
     keys = list(sources)
     results = pool.score(shared["weights"], [RewardTask(i, key, -1) for i, key in enumerate(keys)])
     log_rewards = rundir.read_rewards()
-    failed = [result for result in results if result.status == "failed"]
-    for result in failed:  # measured nothing: not a candidate
-        log.warning("derive: %s left out, its evaluation failed: %s", result.genotype, "; ".join(result.notes))
-    if len(failed) == len(results):
+    measured = [(key, result) for key, result in zip(keys, results) if result.status != "failed"]
+    for result in results:
+        if result.status == "failed":  # measured nothing: not a candidate
+            log.warning("derive: %s left out, its evaluation failed: %s", result.genotype, "; ".join(result.notes))
+    if not measured:
         raise EvaluationFailed(f"derive: all {len(results)} evaluations failed; the first: "
-                               f"{'; '.join(failed[0].notes) or 'failed'} (the checkpoint is kept: --resume redoes it)")
+                               f"{'; '.join(results[0].notes) or 'failed'} (the checkpoint is kept: --resume redoes it)")
     rows = []
-    for key, result in zip(keys, results):
-        if result.status == "failed":
-            continue
+    for key, result in measured:
         seen = log_rewards[(log_rewards["genotype"] == key) & (log_rewards["status"] == "ok")]["val_accuracy"]
         g = from_key(key)
         rows.append({"genotype": key, **g.ops, "reward": result.reward, "val_accuracy": result.val_accuracy,

@@ -39,11 +39,7 @@ def search(config: SearchConfig, rundir: RunDir, progress: bool = True) -> RunDi
     """Run a search, or continue it from its last checkpoint, to ``config.rounds`` rounds; then derive."""
     run_id = run_id_of(config)
     connect(config.ray_address, namespace=NAMESPACE, log_to_driver=False)
-    # The controller lives on the driver's node: a lost worker node must not take the policy with it.
-    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-    service_cls = ray.remote(ControllerService).options(name=actor_name(run_id), namespace=NAMESPACE, num_cpus=0,
-                                                        scheduling_strategy=here)
-    service = service_cls.remote(controller_settings(config), config.policy, config.seed)
+    service = start_controller(config, run_id)
     pool = WorkerPool(config.evaluator, config.workers)
     try:
         checkpoint = rundir.load_checkpoint()
@@ -58,14 +54,28 @@ def search(config: SearchConfig, rundir: RunDir, progress: bool = True) -> RunDi
                    initial=start, total=config.rounds)
         for round_number in bar:
             shared, stats = run_round(config, run_id, round_number, shared, service, pool, rundir)
-            rundir.save_checkpoint({"round": round_number, "shared": shared, "torch_rng": torch.get_rng_state(),
-                                    "controller": ray.get(service.state_dict.remote())}, round_number)
+            save_round(rundir, round_number, shared, service)
             bar.set_postfix(best=f"{stats['best']:.4f}", entropy=f"{stats['entropy']:.3f}")
         derive(config, run_id, shared, service, pool, rundir)
     finally:
         pool.shutdown()
         ray.kill(service)
     return rundir
+
+
+def start_controller(config: SearchConfig, run_id: str):
+    """The run's controller service, a named actor on the driver's node: a lost worker node must
+    not take the policy with it."""
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    service_cls = ray.remote(ControllerService).options(name=actor_name(run_id), namespace=NAMESPACE, num_cpus=0,
+                                                        scheduling_strategy=here)
+    return service_cls.remote(controller_settings(config), config.policy, config.seed)
+
+
+def save_round(rundir: RunDir, round_number: int, shared: Dict[str, Any], service) -> None:
+    """The checkpoint after a round: everything a resumed search needs to go on bit for bit."""
+    rundir.save_checkpoint({"round": round_number, "shared": shared, "torch_rng": torch.get_rng_state(),
+                            "controller": ray.get(service.state_dict.remote())}, round_number)
 
 
 def run_round(config: SearchConfig, run_id: str, round_number: int, shared: Dict[str, Any], service, pool: WorkerPool,

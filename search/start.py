@@ -75,8 +75,9 @@ def resume_config(config_path: Optional[str], overrides: Dict[str, Any]) -> tupl
         raise RunDirError(f"{out}: nothing to resume (no run directory); drop --resume to start a run")
     check_writable(out)
     rundir.read_rewards()  # a damaged round file stops the resume here, named, before anything runs
-    predated = predated_settings(rundir.read_config())  # a run saved before these keys ran without them
-    saved = flatten(to_dict(saved_config(rundir.read_config())))
+    stored = rundir.read_config()
+    predated = predated_settings(stored)  # a run saved before these keys ran without them
+    saved = flatten(to_dict(saved_config(stored)))
     given = given_settings(config_path, overrides, predated)
     # A config file gives every setting: a key it lacks that the saved run has (a preset override) differs too.
     keys = set(given) | (set(saved) if config_path is not None else set())
@@ -86,7 +87,7 @@ def resume_config(config_path: Optional[str], overrides: Dict[str, Any]) -> tupl
         raise ConfigError(f"--resume keeps the saved run's settings; these differ: {'; '.join(changed)} "
                           "(only rounds, the Ray address, CPUs/GPUs per worker and the collective timeout may change; "
                           "start a new run with another --out for the rest)")
-    resumed = with_defaults(rundir.read_config(), predated)
+    resumed = with_defaults(stored, predated)
     for dotted in RESUMABLE:
         if given.get(dotted) is not None:
             set_dotted(resumed, dotted, given[dotted])
