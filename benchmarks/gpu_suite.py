@@ -124,6 +124,14 @@ def stop_on_signal(signal_number: int, frame: Any) -> None:
     raise SuiteStopped(signal_number)
 
 
+def stop_behind(err: Optional[BaseException]) -> Optional[SuiteStopped]:
+    """The SuiteStopped behind ``err``: a signal that lands while Ray's compiled code runs comes out
+    as a SystemError ("returned a result with an exception set") with the stop as its cause."""
+    while err is not None and not isinstance(err, SuiteStopped):
+        err = err.__cause__ or err.__context__
+    return err
+
+
 class Clock:
     """The suite's budget: seconds left, and deadlines within it (time.monotonic)."""
 
@@ -229,6 +237,9 @@ def run_part(document: Dict[str, Any], name: str, min_start_s: float, clock: Clo
         try:
             document["parts"][name] = {"status": "ok", **started, **work()}
         except Exception as err:  # a failed part must not cost the parts after it
+            stop = stop_behind(err)
+            if stop is not None:
+                raise stop from None
             document["parts"][name] = {"status": "failed", **started, "error": f"{type(err).__name__}: {err}"}
         document["parts"][name]["seconds"] = time.perf_counter() - start
     print(f"{name}: {document['parts'][name]['status']} ({clock.left():.0f} s of the budget left)", flush=True)
