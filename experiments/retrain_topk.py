@@ -1,12 +1,18 @@
 """Stage 2: train the search's top-K genotypes and the known baselines from scratch on Ray Tune.
 
+    python experiments/retrain_topk.py DIR --race [-k K] [--baselines NAMES] [--min-seeds 2] [--max-seeds 12]
+                                       [--alpha 0.05] [--budget-runs N]
     python experiments/retrain_topk.py DIR [-k K] [--baselines none,se,eca,cbam] [--seeds S] [--epochs E]
                                        [--asha] [--resume] [--gpus-per-trial G] [--cpus-per-trial C]
 
-One Tune trial per (model, seed), seeds 0..S-1. Data, network and resources come from DIR's
-config.yaml (the search's settings); the flags override them. Writes DIR/retrain.parquet (one row
-per trial) and DIR/winner.json (the candidate with the best mean test accuracy over seeds), then
-prints every model's mean and spread. An interrupted stage 2 continues with --resume.
+With --race, the top-K genotypes race every known module (none included): each round trains every
+survivor on one more seed, the same for all, and drops those a paired t-test shows worse than the
+leader; winner.json then holds the race's answer and its evidence. Without it, one Tune trial per
+(model, seed), seeds 0..S-1, and winner.json is the best mean candidate.
+
+Data, network and resources come from DIR's config.yaml (the search's settings); the flags override
+them. Writes DIR/retrain.parquet (one row per trial) and DIR/winner.json, then prints every model's
+mean and spread. An interrupted stage 2 continues with --resume.
 """
 from __future__ import annotations
 
@@ -54,6 +60,12 @@ def parse(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--epochs", metavar="E", type=whole_number, help="training epochs (default 15)")
     parser.add_argument("--asha", action="store_true", default=None,
                         help="stop weak trials early (ASHA on validation accuracy per epoch)")
+    parser.add_argument("--race", action="store_true", default=None,
+                        help="race the top-K against every known module, dropping the significantly worse")
+    parser.add_argument("--min-seeds", metavar="N", type=whole_number, help="race: seeds before a drop (default 2)")
+    parser.add_argument("--max-seeds", metavar="N", type=whole_number, help="race: most seeds (default 12)")
+    parser.add_argument("--alpha", metavar="A", type=number, help="race: the paired test's level (default 0.05)")
+    parser.add_argument("--budget-runs", metavar="N", type=whole_number, help="race: most trials in all")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted stage 2 in DIR/tune")
     parser.add_argument("--gpus-per-trial", metavar="G", type=number, help="fractions share a GPU (default: "
                         "the run's evaluator.num_gpus)")
@@ -70,7 +82,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     torch.set_num_threads(1)
     settings = Stage2Settings(k=args.k, baselines=args.baselines, seeds=args.seeds, epochs=args.epochs,
                               asha=args.asha, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-                              max_failures=args.max_failures, resume=args.resume, ray_address=args.ray_address)
+                              max_failures=args.max_failures, resume=args.resume, ray_address=args.ray_address,
+                              race=args.race, min_seeds=args.min_seeds, max_seeds=args.max_seeds, alpha=args.alpha,
+                              budget_runs=args.budget_runs)
     rundir = RunDir(args.dir)
     result = retrain(rundir, settings)
     print(format_summary(result.summary))

@@ -62,6 +62,7 @@ RETRAIN_SCHEMA = pa.schema([
     pa.field("name", pa.string()),
     pa.field("search_rank", pa.int32()),
     pa.field("seed", pa.int32()),
+    pa.field("round", pa.int32()),  # the race's round; null in a stage 2 that trains every seed
     pa.field("epochs", pa.int32()),
     *[pa.field(name, pa.float64()) for name in ("test_accuracy", "test_loss", "val_accuracy", "val_loss")],
     pa.field("params", pa.int64()),

@@ -9,7 +9,8 @@ from evaluator.standalone import StandaloneConfig
 from rundir import RunDir
 from search.config import SearchConfig, saved_config
 from searchspace import KNOWN
-from stage2.settings import DEFAULT_BASELINES, DEFAULT_K, DEFAULT_SEEDS, PER_TRIAL, Stage2Error, Stage2Settings
+from stage2.settings import (DEFAULT_BASELINES, DEFAULT_K, DEFAULT_SEEDS, PER_TRIAL, RACE_BASELINES, RACE_FIELDS,
+                             Stage2Error, Stage2Settings)
 
 
 def run_settings(rundir: RunDir) -> SearchConfig:
@@ -61,13 +62,19 @@ def baseline_entries(names: Sequence[str]) -> Dict[str, Dict[str, Any]]:
 def make_plan(rundir: RunDir, settings: Stage2Settings) -> Dict[str, Any]:
     """Everything a stage 2 trains and how, as JSON-ready values."""
     config = run_settings(rundir)
-    baselines = DEFAULT_BASELINES if settings.baselines is None else tuple(settings.baselines)
-    seeds = settings.seeds or DEFAULT_SEEDS
-    entries = {**candidate_entries(rundir, settings.k, config.evaluator.combine), **baseline_entries(baselines)}
+    race = asdict(settings.race_settings()) if settings.race else None
+    baselines = (RACE_BASELINES if race else DEFAULT_BASELINES) if settings.baselines is None else tuple(settings.baselines)
+    seeds = race["max_seeds"] if race else settings.seeds or DEFAULT_SEEDS
+    candidates = candidate_entries(rundir, settings.k, config.evaluator.combine) if settings.k != 0 else {}
+    entries = {**candidates, **baseline_entries(baselines)}
+    if race and len(entries) < 2:
+        raise Stage2Error(f"the race's pool has {len(entries)} model{'s' if len(entries) != 1 else ''}; it needs "
+                          "two or more (the top-K genotypes and the baselines)")
     standalone = standalone_settings(config, settings.epochs, settings.overrides)
     return {
         "run_id": rundir.run_id, "k": sum(e["kind"] == "candidate" for e in entries.values()),
-        "baselines": list(dict.fromkeys(baselines)), "seeds": list(range(seeds)), "epochs": standalone["epochs"],
+        "baselines": list(dict.fromkeys(baselines)), "seeds": list(range(seeds)), "race": race,
+        "epochs": standalone["epochs"],
         "asha": bool(settings.asha), "max_failures": settings.max_failures,
         "cpus_per_trial": settings.cpus_per_trial if settings.cpus_per_trial is not None else config.evaluator.num_cpus,
         "gpus_per_trial": settings.gpus_per_trial if settings.gpus_per_trial is not None else config.evaluator.num_gpus,
@@ -82,8 +89,15 @@ def check_resumable(plan: Dict[str, Any], settings: Stage2Settings, where: str) 
     asked = {"k": settings.k, "seeds": settings.seeds, "epochs": settings.epochs, "asha": settings.asha,
              "cpus_per_trial": settings.cpus_per_trial, "gpus_per_trial": settings.gpus_per_trial,
              "baselines": list(dict.fromkeys(settings.baselines)) if settings.baselines is not None else None}
-    stored = {**plan, "seeds": len(plan["seeds"])}
+    race = plan.get("race") or {}
+    if settings.race and not race:
+        raise Stage2Error(f"the stage 2 in {where} trains every model on every seed, not a race; drop --race to "
+                          f"resume it, or remove {where} to start another")
+    asked.update({name: getattr(settings, name) for name in RACE_FIELDS})
+    stored = {**plan, "seeds": len(plan["seeds"]), **race}
+    if race:
+        asked["seeds"] = None  # a race's seed list is its max seeds
     for name, value in asked.items():
-        if value is not None and value != stored[name]:
+        if value is not None and value != stored.get(name):
             raise Stage2Error(f"the stage 2 in {where} was started with {name.replace('_', ' ')} {stored[name]}, "
                               f"not {value}; drop the flag to resume it, or remove {where} to start another")

@@ -29,8 +29,9 @@ from scipy import stats
 
 from searchspace.cli import ArgumentParser, UsageError, positive_int, user_errors_exit_2
 
-# One run's accuracy: (candidate, seed) -> test accuracy; a stage 2 trains it, a replay reads it.
-RunResult = Callable[[str, int], float]
+# One round: (round number, surviving candidates, seed) -> each one's test accuracy on that seed, or
+# None for a run that failed (or that ASHA stopped); a stage 2 trains them, a replay reads them.
+RoundResults = Callable[[int, Sequence[str], int], Dict[str, Optional[float]]]
 REPLAY_COLUMNS = ("seed", "test_accuracy")
 
 
@@ -84,11 +85,13 @@ def paired_test(candidate: Sequence[float], leader: Sequence[float]) -> PairedTe
 @dataclass
 class RaceResult:
     """The survivors (best mean first), each candidate's results by seed, the round each dropped one
-    left in, the seeds run in order, and why the race stopped."""
+    left in (``failed``: those whose run failed rather than lost), the seeds run in order, and why
+    the race stopped."""
 
     survivors: List[str]
     results: Dict[str, Dict[int, float]]
     dropped: Dict[str, int] = field(default_factory=dict)
+    failed: List[str] = field(default_factory=list)
     seeds: List[int] = field(default_factory=list)
     stopped: str = ""
 
@@ -118,8 +121,12 @@ def drop_round(survivors: Sequence[str], results: Dict[str, Dict[int, float]], s
     return [name for name in others if paired_test([results[name][s] for s in seeds], lead).p < alpha]
 
 
-def race(candidates: Sequence[str], seeds: Sequence[int], run: RunResult, settings: RaceSettings) -> RaceResult:
-    """Race ``candidates`` over ``seeds`` in that order (at most ``settings.max_seeds`` of them)."""
+def race(candidates: Sequence[str], seeds: Sequence[int], run_round: RoundResults,
+         settings: RaceSettings) -> RaceResult:
+    """Race ``candidates`` over ``seeds`` in that order (at most ``settings.max_seeds`` of them).
+
+    Deterministic given what ``run_round`` returns, so a resumed race that reads its finished rounds
+    back reaches the same state and trains only what is left."""
     if not candidates:
         raise UsageError("the race has no candidate")
     if len(set(candidates)) != len(candidates):
@@ -132,8 +139,16 @@ def race(candidates: Sequence[str], seeds: Sequence[int], run: RunResult, settin
         if settings.budget_runs is not None and result.runs + len(result.survivors) > settings.budget_runs:
             result.stopped = f"the budget of {settings.budget_runs} runs"
             break
-        for name in result.survivors:  # the same seed for every survivor: results pair
-            result.results[name][seed] = run(name, seed)
+        scores = run_round(round_number, list(result.survivors), seed)  # one seed for every survivor: results pair
+        for name in list(result.survivors):
+            if scores.get(name) is None:
+                result.failed.append(name)
+                result.dropped[name] = round_number
+            else:
+                result.results[name][seed] = scores[name]
+        result.survivors = [name for name in result.survivors if name not in result.dropped]
+        if not result.survivors:
+            raise UsageError(f"every candidate's run failed in round {round_number} (seed {seed})")
         result.seeds.append(seed)
         if len(result.seeds) >= settings.min_seeds:
             for name in drop_round(result.survivors, result.results, result.seeds, settings.alpha):
@@ -153,19 +168,23 @@ def compared(result: RaceResult, name: str, other: str) -> Dict[str, float]:
     return {"mean": 100 * test.mean, "se": 100 * test.se, "t": test.t, "p": test.p, "seeds": test.seeds}
 
 
-def verdict(result: RaceResult, known: Sequence[str], alpha: float) -> Dict[str, object]:
+def verdict(result: RaceResult, known: Sequence[str], alpha: float,
+            labels: Optional[Dict[str, str]] = None) -> Dict[str, object]:
     """What the race found, for ``winner.json``: the winner with its mean and s.e. over its seeds;
     its paired difference to the best known module and to ``none`` (where they raced); the round
-    each dropped candidate left in; and one sentence. ``known``: the candidates that are known modules."""
+    each dropped candidate left in; and one sentence. ``known``: the candidates that are known
+    modules; ``labels``: how the sentence names a candidate (default: its name)."""
+    label = (lambda name: (labels or {}).get(name, name))  # noqa: E731
     winner, seeds = result.winner, result.seeds
     scores = [100 * result.results[winner][s] for s in seeds]
     found: Dict[str, object] = {
         "winner": winner, "mean": statistics.fmean(scores),
         "se": statistics.stdev(scores) / math.sqrt(len(scores)) if len(scores) > 1 else math.nan,
-        "seeds": list(seeds), "dropped_in_round": dict(result.dropped), "survivors": list(result.survivors)}
+        "seeds": list(seeds), "dropped_in_round": dict(result.dropped), "failed": list(result.failed),
+        "survivors": list(result.survivors), "runs": result.runs, "stopped": result.stopped}
     raced_known = [name for name in result.results if name in known]
     if not raced_known:
-        found["sentence"] = f"{winner} won; no known module raced, so nothing says it beats one"
+        found["sentence"] = f"{label(winner)} won; no known module raced, so nothing says it beats one"
         return found
     best_known = max(raced_known, key=lambda name: (statistics.fmean(result.results[name].values()), name))
     found["best_known"] = best_known
@@ -174,15 +193,16 @@ def verdict(result: RaceResult, known: Sequence[str], alpha: float) -> Dict[str,
     tied = [name for name in result.survivors if name != winner]
     if winner in known:
         searched_left = [name for name in tied if name not in known]
-        found["sentence"] = (f"unresolved at this budget: {winner} and {', '.join(tied)} tie" if searched_left
-                             else f"no searched genotype beat {winner}; {winner} is the answer")
+        found["sentence"] = (f"unresolved at this budget: {winner} and {', '.join(map(label, tied))} tie"
+                             if searched_left else f"no searched genotype beat {winner}; {winner} is the answer")
         return found
     against = found["against_best_known"] = compared(result, best_known, winner)  # known minus winner
     if against["p"] < alpha:
-        found["sentence"] = (f"searched genotype {winner} beats the best known module {best_known} by "
+        found["sentence"] = (f"searched genotype {label(winner)} beats the best known module {best_known} by "
                              f"{-against['mean']:.2f} ± {against['se']:.2f} points")
     else:
-        found["sentence"] = f"unresolved at this budget: {winner} and {', '.join(tied or [best_known])} tie"
+        found["sentence"] = (f"unresolved at this budget: {label(winner)} and "
+                             f"{', '.join(map(label, tied or [best_known]))} tie")
     return found
 
 
@@ -226,7 +246,7 @@ def replay(table: pd.DataFrame, settings: RaceSettings, orders: int = 300, seed:
     if len(seeds) < settings.min_seeds:
         raise UsageError(f"the table has {len(seeds)} seeds that every candidate ran; the race needs {settings.min_seeds}")
     lookup = {(c, int(s)): a for c, s, a in table[["candidate", "seed", "test_accuracy"]].itertuples(index=False)}
-    run = lambda name, s: lookup[(name, s)]  # noqa: E731
+    run = lambda _, names, s: {name: lookup[(name, s)] for name in names}  # noqa: E731
     means = {name: mean_over({s: lookup[(name, s)] for s in seeds}, seeds) for name in pool}
     best = max(means.values())
     rng = random.Random(seed)

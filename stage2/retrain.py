@@ -29,8 +29,9 @@ from search.cluster import connect
 from searchspace import Genotype, from_key
 from searchspace.cli import first_line
 from stage2.plan import check_resumable, make_plan
+from stage2.rounds import run_race
 from stage2.settings import Stage2Error, Stage2Settings, check_settings
-from stage2.summary import choose_winner, sort_trials, summarise
+from stage2.summary import choose_winner, race_winner, sort_trials, summarise
 
 EXPERIMENT = "retrain"
 METRIC = "val_accuracy"
@@ -83,64 +84,81 @@ def check_local_resources(plan: Dict[str, Any]) -> None:
                               f"{available.get(resource, 0):g} {resource}s; lower it or give --ray-address")
 
 
-def make_tuner(rundir: RunDir, plan: Dict[str, Any], data: DatasetSplits, restore: bool, verbose: int) -> tune.Tuner:
+def make_tuner(rundir: RunDir, plan: Dict[str, Any], data: DatasetSplits, verbose: int, experiment: str = EXPERIMENT,
+               models: Optional[List[str]] = None, seeds: Optional[List[int]] = None) -> tune.Tuner:
+    """The Tune experiment ``experiment`` over ``models`` x ``seeds`` (default: the plan's), restored
+    where an interrupted one exists so that its finished trials are not run again."""
     storage, filesystem = rundir.stage2_storage()
     trainable = tune.with_resources(tune.with_parameters(train_trial, plan=plan, data=data),
                                     {"cpu": plan["cpus_per_trial"], "gpu": plan["gpus_per_trial"]})
-    if restore:
-        return tune.Tuner.restore(f"{storage}/{EXPERIMENT}", trainable, resume_unfinished=True,
+    if tune.Tuner.can_restore(f"{storage}/{experiment}", storage_filesystem=filesystem):
+        return tune.Tuner.restore(f"{storage}/{experiment}", trainable, resume_unfinished=True,
                                   restart_errored=True, storage_filesystem=filesystem)
     scheduler = ASHAScheduler(time_attr="training_iteration", max_t=plan["epochs"], grace_period=1,
                               reduction_factor=2) if plan["asha"] else None
+    models = list(plan["entries"]) if models is None else models
     return tune.Tuner(
         trainable,
-        param_space={"model": tune.grid_search(list(plan["entries"])), "seed": tune.grid_search(plan["seeds"])},
+        param_space={"model": tune.grid_search(models), "seed": tune.grid_search(seeds or plan["seeds"])},
         tune_config=tune.TuneConfig(metric=METRIC, mode="max", scheduler=scheduler),
-        run_config=tune.RunConfig(name=EXPERIMENT, storage_path=storage, storage_filesystem=filesystem,
+        run_config=tune.RunConfig(name=experiment, storage_path=storage, storage_filesystem=filesystem,
                                   failure_config=tune.FailureConfig(max_failures=plan["max_failures"]),
                                   verbose=verbose),
     )
 
 
-def prepare(rundir: RunDir, settings: Stage2Settings) -> tuple[Dict[str, Any], bool]:
-    """The plan to run and whether Tune restores an interrupted experiment. Never runs over a
-    finished or interrupted stage 2 unless asked to resume it."""
+def prepare(rundir: RunDir, settings: Stage2Settings) -> Dict[str, Any]:
+    """The plan to run. Never runs over a finished or interrupted stage 2 unless asked to resume it."""
     check_settings(settings)
     rundir.check()
     stored = rundir.read_stage2_plan()
-    storage, filesystem = rundir.stage2_storage()
-    where = rundir.show(storage)
+    where = rundir.show(rundir.stage2_storage()[0])
     if not settings.resume:
         if stored is not None:
             raise Stage2Error(f"{where} already holds a stage 2; pass --resume to continue it, "
                               f"or remove {where} to start another")
-        return make_plan(rundir, settings), False
+        return make_plan(rundir, settings)
     if stored is None:
         raise Stage2Error(f"nothing to resume: no stage 2 in {where}; drop --resume to start one")
     check_resumable(stored, settings, where)
-    return stored, tune.Tuner.can_restore(f"{storage}/{EXPERIMENT}", storage_filesystem=filesystem)
+    return stored
 
 
 def retrain(rundir: RunDir, settings: Stage2Settings, *, verbose: int = 1) -> Stage2Result:
-    """Run (or resume) stage 2; write retrain.parquet and winner.json; return what they hold."""
-    plan, restore = prepare(rundir, settings)
+    """Run (or resume) stage 2, a grid or a race; write retrain.parquet and winner.json; return what they hold."""
+    plan = prepare(rundir, settings)
     local = connect(settings.ray_address or plan["ray_address"])
     if local:
         check_local_resources(plan)
     data = load_config_dataset(StandaloneConfig(**plan["standalone"]))
     if not settings.resume:
         rundir.write_stage2_plan(plan)
-    results = make_tuner(rundir, plan, data, restore, verbose).fit()
-    finished = results.num_terminated + results.num_errors
-    if finished < len(results):  # Tune returns on Ctrl-C with its state saved; nothing is final yet
-        raise Stage2Error(f"stage 2 was interrupted with {finished} of {len(results)} trials finished; "
-                          "continue it with --resume")
-    rows = collect_rows(results, plan)
-    rundir.write_retrain(rows)
-    summary = summarise(rows)
-    winner = choose_winner(summary, plan)
+    if plan.get("race"):
+        def train_round(experiment: str, models: List[str], seed: int) -> pd.DataFrame:
+            return collect_rows(fit(make_tuner(rundir, plan, data, verbose, experiment, models, [seed])), plan)
+
+        race_result = run_race(rundir, plan, train_round)[1]
+        rows = rundir.read_retrain()  # in its file's order, also when every round was read back
+        summary = summarise(rows)
+        winner = race_winner(summary, plan, race_result)
+    else:
+        results = fit(make_tuner(rundir, plan, data, verbose))
+        rows = collect_rows(results, plan)
+        rundir.write_retrain(rows)
+        summary = summarise(rows)
+        winner = choose_winner(summary, plan)
     rundir.write_winner(winner)
     return Stage2Result(rows=rows, summary=summary, winner=winner, resumed=settings.resume)
+
+
+def fit(tuner: tune.Tuner) -> tune.ResultGrid:
+    """Every trial of ``tuner`` run; Tune returns on Ctrl-C with its state saved, and nothing is final then."""
+    results = tuner.fit()
+    finished = results.num_terminated + results.num_errors
+    if finished < len(results):
+        raise Stage2Error(f"stage 2 was interrupted with {finished} of {len(results)} trials finished; "
+                          "continue it with --resume")
+    return results
 
 
 def collect_rows(results: tune.ResultGrid, plan: Dict[str, Any]) -> pd.DataFrame:
@@ -158,7 +176,7 @@ def collect_rows(results: tune.ResultGrid, plan: Dict[str, Any]) -> pd.DataFrame
 
         rows.append({
             "genotype": entry["genotype"], **from_key(entry["genotype"]).ops, "kind": entry["kind"],
-            "name": entry["name"], "search_rank": entry["search_rank"], "seed": int(result.config["seed"]),
+            "name": entry["name"], "search_rank": entry["search_rank"], "seed": int(result.config["seed"]), "round": None,
             "epochs": int(metrics.get("epochs_trained", metrics.get("training_iteration", 0))),
             "test_accuracy": figure("test_accuracy"), "test_loss": figure("test_loss"),
             "val_accuracy": metrics.get("val_accuracy"), "val_loss": metrics.get("val_loss"),
@@ -170,6 +188,6 @@ def collect_rows(results: tune.ResultGrid, plan: Dict[str, Any]) -> pd.DataFrame
     for column in ("test_accuracy", "test_loss", "val_accuracy", "val_loss", "latency_ms", "latency_ms_batch64",
                    "wall_time_s"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
-    for column in ("search_rank", "params", "macs"):
+    for column in ("search_rank", "params", "macs", "round"):
         frame[column] = pd.array(frame[column].tolist(), dtype="Int64")
     return sort_trials(frame)

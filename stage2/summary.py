@@ -11,6 +11,7 @@ from typing import Any, Dict, Optional
 import pandas as pd
 
 from searchspace import Genotype, from_key
+from stage2.race import RaceResult, verdict
 from stage2.settings import Stage2Error
 
 
@@ -70,6 +71,37 @@ def choose_winner(summary: pd.DataFrame, plan: Dict[str, Any]) -> Genotype:
         written=datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
+def race_winner(summary: pd.DataFrame, plan: Dict[str, Any], result: RaceResult) -> Genotype:
+    """The race's winner, a searched genotype or a known module, with its figures and the verdict
+    (``race``: the paired comparisons, the round each model was dropped, and the sentence)."""
+    entry = plan["entries"][result.winner]
+    row = summary.set_index("name").loc[result.winner]
+    known = [name for name, e in plan["entries"].items() if e["kind"] == "baseline"]
+    labels = {name: name if e["kind"] == "baseline" else f"{name} ({e['genotype']})"
+              for name, e in plan["entries"].items()}
+    found = verdict(result, known, plan["race"]["alpha"], labels)
+    best_known = found.get("best_known")
+    base = summary.set_index("name").loc[best_known] if best_known is not None else None
+    return from_key(entry["genotype"]).with_metadata(
+        run_id=plan["run_id"], stage="race", name=result.winner, kind=entry["kind"], rank=entry["search_rank"],
+        search_reward=entry["search_reward"], test_accuracy_mean=json_number(row["test_accuracy_mean"]),
+        test_accuracy_std=json_number(row["test_accuracy_std"]), seeds=list(row["seeds"]), epochs=plan["epochs"],
+        params=json_number(row["params"]), macs=json_number(row["macs"]), latency_ms=json_number(row["latency_ms"]),
+        best_baseline=best_known,
+        best_baseline_test_accuracy_mean=None if base is None else json_number(base["test_accuracy_mean"]),
+        best_baseline_test_accuracy_std=None if base is None else json_number(base["test_accuracy_std"]),
+        race={**{key: json_ready(value) for key, value in found.items()}, "settings": plan["race"]},
+        dataset=plan["standalone"]["dataset"], arch=plan["standalone"]["arch"],
+        written=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+
+def json_ready(value: Any) -> Any:
+    """Floats of the verdict as JSON allows them (NaN: None), inside dicts too."""
+    if isinstance(value, dict):
+        return {key: json_ready(item) for key, item in value.items()}
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
 def format_summary(summary: pd.DataFrame) -> str:
     """The summary as a plain-text table: accuracies in percent, mean and sample std over seeds."""
     return summary_table(summary).to_string(index=False)
@@ -93,6 +125,11 @@ def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
 
 def describe_winner(winner: Genotype) -> str:
     meta = winner.metadata
+    if meta.get("stage") == "race":
+        found = meta["race"]
+        return (f"race: {found['runs']} runs, {len(found['seeds'])} seeds; it stopped at {found['stopped']}\n"
+                f"winner: {meta['name']} = {winner.key}, test accuracy {found['mean']:.2f} ± {found['se'] or 0:.2f} % "
+                f"(s.e.) over seeds {found['seeds']}\n{found['sentence']}")
     spread = "" if meta["test_accuracy_std"] is None else f" ± {100 * meta['test_accuracy_std']:.2f}"
     line = (f"winner: {winner.key} (search rank {meta['rank']}), test accuracy "
             f"{100 * meta['test_accuracy_mean']:.2f}{spread} % over {len(meta['seeds'])} seed"

@@ -18,12 +18,12 @@ TABLE_12_SEEDS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" 
 
 
 def recorded(accuracy):
-    """A run function over ``accuracy[name][seed]`` that records every call."""
+    """A round function over ``accuracy[name][seed]`` (None: the run failed) that records every run."""
     calls = []
 
-    def run(name, seed):
-        calls.append((name, seed))
-        return accuracy[name][seed]
+    def run(round_number, names, seed):
+        calls.extend((name, seed) for name in names)
+        return {name: accuracy[name][seed] for name in names}
 
     return run, calls
 
@@ -70,6 +70,15 @@ def test_the_race_stops_before_a_round_that_would_pass_the_budget():
     result = race(list(accuracy), range(6), run, RaceSettings(budget_runs=8))
     assert result.runs == len(calls) == 6 and result.seeds == [0, 1]
     assert result.stopped == "the budget of 8 runs"
+
+
+def test_a_failed_run_drops_its_candidate_and_the_rest_race_on():
+    accuracy = {"a": {0: 0.70, 1: 0.71, 2: 0.70}, "b": {0: 0.70, 1: None, 2: 0.70}, "c": {0: 0.69, 1: 0.70, 2: 0.69}}
+    result = race(list(accuracy), [0, 1, 2], recorded(accuracy)[0], RaceSettings(min_seeds=3))
+    assert result.failed == ["b"] and result.dropped["b"] == 2 and result.results["b"] == {0: 0.70}
+    assert result.seeds == [0, 1, 2] and "b" not in result.survivors
+    with pytest.raises(UsageError, match="every candidate's run failed in round 1"):
+        race(["b"] * 1 + ["d"], [1], recorded({**accuracy, "d": {1: None}})[0], RaceSettings())
 
 
 def synthetic_table(best: str, seeds: int = 8) -> pd.DataFrame:
