@@ -77,6 +77,7 @@ class RewardResult:
     wall_time_s: float = 0.0
     attempts: int = 1
     notes: List[str] = field(default_factory=list)
+    images: int = 0  # how many validation images the reward was measured on
 
 
 class Evaluator:
@@ -187,17 +188,20 @@ class Evaluator:
         recalibrate = self.config.bn_mode == "recalibrate"
         try:
             with self._recalibrated(genotype, task.recalibration_seed) if recalibrate else nullcontext():
-                result = mean_reward([(reward(self.supernet, genotype, images, labels, not recalibrate), len(labels))
-                                      for images, labels in batches])
+                parts = [(reward(self.supernet, genotype, images, labels, not recalibrate), len(labels))
+                         for images, labels in batches]
+            result = mean_reward(parts)
             values = (result.reward, result.val_accuracy, result.val_loss, result.status)
+            scored_on = sum(count for _, count in parts)
         except RuntimeError as err:  # no reward measured: the pool tries again, the controller never sees a 0
             values, notes = (None, None, None, "failed"), [self._failure(err, task.genotype, batch_size)]
+            scored_on = 0
         else:
             notes = []
         if task.genotype not in self._params:
             self._params[task.genotype] = self.supernet.parameters_of(genotype)
         return RewardResult(task.sample, task.genotype, *values, params=self._params[task.genotype],
-                            worker=self.worker, wall_time_s=time.perf_counter() - start, notes=notes)
+                            worker=self.worker, wall_time_s=time.perf_counter() - start, notes=notes, images=scored_on)
 
     def _failure(self, err: RuntimeError, genotype: str, batch_size: int) -> str:
         """One line on why scoring failed; out-of-memory named as such, with the genotype and the batch size."""

@@ -288,7 +288,9 @@ class RunDir:
 
         Columns: :data:`TOP_K_COLUMNS`, then, from candidates: val_accuracy, val_loss,
         search_mean_reward, params; from the log: best_reward, first_round. ``reward`` is what
-        ranks; ``count`` the number of successful search evaluations of the genotype.
+        ranks, ``reward_se`` its standard error as a measurement (NaN where unknown: one reward, or
+        a run whose candidates predate ``val_images``); ``count`` the number of successful search
+        evaluations of the genotype.
         """
         if k is not None and k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
@@ -325,9 +327,10 @@ class RunDir:
         keys = {key: self._canonical_key(key) for key in log["genotype"].unique()}
         log = log.assign(genotype=log["genotype"].map(keys))
         first_round = log.groupby("genotype")["round"].min()
-        stats = log[log["status"] == "ok"].groupby("genotype")["reward"].agg(["mean", "size", "max"])
+        stats = log[log["status"] == "ok"].groupby("genotype")["reward"].agg(["mean", "size", "max", "std"])
         ranked = pd.DataFrame({
-            "genotype": stats.index, "reward": stats["mean"].to_numpy(), "count": stats["size"].to_numpy(),
+            "genotype": stats.index, "reward": stats["mean"].to_numpy(),
+            "reward_se": (stats["std"] / stats["size"] ** 0.5).to_numpy(), "count": stats["size"].to_numpy(),
             "best_reward": stats["max"].to_numpy(), "first_round": first_round[stats.index].to_numpy(),
         })
         ranked = ranked.sort_values(["reward", "genotype"], ascending=[False, True], kind="mergesort")

@@ -1,6 +1,8 @@
 """The columns of the run directory's Parquet files (docs/formats.md) and the conversion of a frame to them."""
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import pyarrow as pa
 
@@ -47,6 +49,7 @@ CANDIDATE_SCHEMA = pa.schema([
     pa.field("search_count", pa.int64()),
     pa.field("source", pa.string()),
     pa.field("params", pa.int64()),
+    pa.field("val_images", pa.int64()),  # the images ``reward`` was measured on (null in runs before it was kept)
 ])
 
 RETRAIN_KINDS = ("candidate", "baseline")
@@ -75,7 +78,10 @@ RETRAIN_SCHEMA = pa.schema([
 ])
 
 # Columns every top-k table starts with, whichever file it was ranked from.
-TOP_K_COLUMNS = ["rank", "genotype", *DECISION_NAMES, "reward", "count", "source"]
+# ``reward_se``: the standard error of ``reward`` as a measurement (binomial over the validation
+# images for candidates, the spread of the search's rewards over their count for the log); the
+# supernet's bias is not in it.
+TOP_K_COLUMNS = ["rank", "genotype", *DECISION_NAMES, "reward", "reward_se", "count", "source"]
 
 
 def table_from_frame(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
@@ -112,4 +118,7 @@ def float_array(column: pd.Series, kind: pa.DataType) -> pa.Array:
 def rank_candidates(candidates: pd.DataFrame) -> pd.DataFrame:
     """candidates.parquet as a top-k table: :data:`TOP_K_COLUMNS`, then what the derive stage adds."""
     ranked = candidates.rename(columns={"search_count": "count"})
+    images = ranked["val_images"] if "val_images" in ranked.columns else pd.Series(math.nan, index=ranked.index)
+    reward = ranked["reward"].astype("float64")
+    ranked = ranked.assign(reward_se=(reward * (1 - reward) / images.astype("float64")) ** 0.5)  # binomial
     return ranked[TOP_K_COLUMNS + ["val_accuracy", "val_loss", "search_mean_reward", "params"]]

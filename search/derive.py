@@ -51,7 +51,8 @@ def derive(config: SearchConfig, run_id: str, shared: Dict[str, Any], service, p
         g = from_key(key)
         rows.append({"genotype": key, **g.ops, "reward": result.reward, "val_accuracy": result.val_accuracy,
                      "val_loss": result.val_loss, "search_mean_reward": float(seen.mean()) if len(seen) else float("nan"),
-                     "search_count": int(len(seen)), "source": sources[key], "params": result.params})
+                     "search_count": int(len(seen)), "source": sources[key], "params": result.params,
+                     "val_images": result.images})
     rows.sort(key=lambda r: (-r["reward"], r["genotype"]))
     for rank, row in enumerate(rows, start=1):
         row["rank"] = rank

@@ -281,9 +281,24 @@ def candidates():
     rows = [(1, E, 0.9, "greedy", 1), (2, A, 0.8, "mean_reward", 2), (3, B, 0.7, "sample", 2)]
     return pd.DataFrame([
         dict(rank=rank, genotype=key, **from_key(key).ops, reward=reward, val_accuracy=reward,
-             val_loss=float("nan"), search_mean_reward=0.5, search_count=count, source=source, params=123)
+             val_loss=float("nan"), search_mean_reward=0.5, search_count=count, source=source, params=123,
+             val_images=2000)
         for rank, key, reward, source, count in rows
     ])
+
+
+@pytest.mark.parametrize("images, separated", [(2000, True), (20, False)])
+def test_top_k_says_which_ranks_its_figures_cannot_separate(logged, images, separated, capsys):
+    logged.write_candidates(candidates().assign(val_images=images))
+    ranked = logged.top_k()
+    expected = [(r * (1 - r) / images) ** 0.5 for r in (0.9, 0.8, 0.7)]
+    assert ranked["reward_se"].tolist() == pytest.approx(expected)
+    script("top_k").main([logged.out])
+    out = capsys.readouterr().out
+    # 0.9 against 0.8 over 20 images: 0.1 < 1.96 * hypot(0.067, 0.089); over 2000 images 0.1 is 8 s.e.
+    assert ("rank 1 is separated from every other rank shown" in out) == separated
+    assert ("rank 1 is not separated from ranks 2, 3" in out) != separated
+    assert "--race" in out
 
 
 def test_top_k_prefers_candidates_and_winner_round_trips(logged):
@@ -320,7 +335,8 @@ def test_top_k_script_formats_parse_back(logged, tmp_path, capsys):
     assert top_k.main([logged.root, "-k", "2"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:3] == ["rank", "genotype", "channel_squeeze"]
-    assert [line.split()[1] for line in lines[1:]] == [A, B]
+    assert [line.split()[1] for line in lines[1:3]] == [A, B]
+    assert lines[3].startswith("rank 1 is not separated from rank 2") and "--race" in lines[-1]
 
 
 def test_exported_genotype_passes_searchspace_validate(logged, tmp_path, capsys):

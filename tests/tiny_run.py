@@ -71,6 +71,6 @@ def make_run(path, rounds: int = 6, candidates: bool = True) -> RunDir:
         rundir.write_candidates(pd.DataFrame([
             {"rank": rank, "genotype": key, **from_key(key).ops, "reward": 0.6 - 0.05 * rank,
              "val_accuracy": 0.6 - 0.05 * rank, "val_loss": 1.0, "search_mean_reward": 0.5, "search_count": 4,
-             "source": "mean_reward", "params": 1000}
+             "source": "mean_reward", "params": 1000, "val_images": 64}
             for rank, key in enumerate(POOL[:3], start=1)]))
     return rundir
