@@ -1,7 +1,13 @@
 """Search the SASE space with an RL controller on Ray; prints the top-5 and where winner.json is.
 
     python experiments/run_rl_search.py                      # local Ray, bundled dataset, small search
+    python experiments/run_rl_search.py --race               # then race the top-5 against every known module
     ray submit cluster.yaml experiments/run_rl_search.py -- --config cifar10
+
+--race runs stage 2's race after the search (``retrain_topk.py DIR --race`` with its defaults):
+stand-alone training, seed by seed, until a paired test separates the winner or 12 seeds are run;
+winner.json then holds its answer. It takes hours where the search takes minutes; --resume
+continues the search and then the race.
 """
 from __future__ import annotations
 
@@ -31,6 +37,8 @@ def parse(argv):
     parser.add_argument("--seed", type=int)
     parser.add_argument("--ray-address", help="a running cluster (default: RAY_ADDRESS, else a local Ray)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--race", action="store_true",
+                        help="after the search, race its top-5 against every known module (stage 2; hours)")
     return parser.parse_args(argv)
 
 
@@ -46,8 +54,22 @@ def main(argv=None) -> int:
     }
     rundir, top = run_from_command_line(args.config, overrides, args.resume, progress=not args.quiet)
     print(top.to_string(index=False))
+    if args.race:
+        race(rundir, args.quiet)
     print(f"winner: {rundir.show(rundir.path('winner.json'))}")
     return 0
+
+
+def race(rundir, quiet: bool) -> None:
+    """Stage 2's race on the finished search, or the rest of an interrupted one; prints its answer."""
+    from stage2.retrain import retrain  # Ray Tune, only when asked for
+    from stage2.settings import Stage2Settings
+    from stage2.summary import describe_winner, format_summary
+
+    result = retrain(rundir, Stage2Settings(race=True, resume=rundir.read_stage2_plan() is not None),
+                     verbose=0 if quiet else 1)
+    print(format_summary(result.summary))
+    print(describe_winner(result.winner))
 
 
 if __name__ == "__main__":

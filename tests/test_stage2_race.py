@@ -5,12 +5,15 @@ import json
 import pandas as pd
 import pytest
 
+import stage2.retrain
+from experiments_paths import load_script
 from rundir import RunDir
-from searchspace import KNOWN, load
+from searchspace import KNOWN, from_key, load
 from stage2.race import RaceSettings, race
-from stage2.retrain import retrain
+from stage2.retrain import Stage2Result, retrain
 from stage2.rounds import TuneRounds, round_experiment, run_race
 from stage2.settings import Stage2Error, Stage2Settings
+from stage2.summary import summarise
 from tiny_run import POOL, make_run
 
 TINY_RACE = dict(race=True, k=2, baselines=["none", "se"], max_seeds=3, epochs=1, cpus_per_trial=0.5,
@@ -124,3 +127,27 @@ def test_a_round_on_disk_that_the_rule_does_not_ask_for_is_refused(tmp_path):
     rounds.rows = fake_rows(["none", "se"], 0).assign(round=1)
     with pytest.raises(Stage2Error, match="round 1 trained"):
         rounds(1, ["none", "se", "rank-1"], 0)
+
+
+def test_the_search_command_races_its_run_when_asked(tmp_path, monkeypatch, capsys):
+    """``run_rl_search.py --race``: the search, then stage 2's race on its run, resumed if one was started."""
+    rundir = make_run(tmp_path / "run")
+    script = load_script("run_rl_search")
+    monkeypatch.setattr(script, "run_from_command_line", lambda *a, **k: (rundir, rundir.top_k(5)))
+    asked = []
+
+    def fake_retrain(run, settings, verbose=1):
+        asked.append((run.root, settings.race, settings.resume))
+        rows = fake_rows(["none", "se"], 0).assign(genotype="g", search_rank=pd.NA, test_loss=1.0, params=1, macs=1,
+                                                   latency_ms=1.0)
+        genotype = from_key(KNOWN["se"].key).with_metadata(
+            stage="race", name="se", race={"runs": 2, "seeds": [0], "stopped": "1 seeds run", "mean": 79.8, "se": None,
+                                           "sentence": "no searched genotype beat se; se is the answer"})
+        return Stage2Result(rows=rows, summary=summarise(rows), winner=genotype, resumed=settings.resume)
+
+    monkeypatch.setattr(stage2.retrain, "retrain", fake_retrain)
+    assert script.main(["--race"]) == 0
+    assert "no searched genotype beat se; se is the answer" in capsys.readouterr().out
+    rundir.write_stage2_plan({"race": {}})  # a race begun: the next --race continues it
+    assert script.main(["--race", "--resume", "--out", rundir.out]) == 0
+    assert asked == [(rundir.root, True, False), (rundir.root, True, True)]
