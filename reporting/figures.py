@@ -167,6 +167,38 @@ def retrain_figure(rows: pd.DataFrame, summary: pd.DataFrame) -> Figure:
     return figure
 
 
+def race_figure(rows: pd.DataFrame, winner: str) -> Figure:
+    """The race: each model's paired mean difference to the winner (points) over the seeds both ran,
+    round by round; a cross where a model was dropped. The winner ran every round, so every point pairs."""
+    raced = rows[rows["round"].notna() & (rows["status"] == "ok")]
+    by_seed = raced.pivot_table(index="seed", columns="name", values="test_accuracy", aggfunc="first")
+    order = raced.groupby("seed")["round"].first().sort_values().index
+    by_seed = 100 * by_seed.loc[order]
+    last_round = raced.groupby("name")["round"].max()
+    rounds = int(raced["round"].max())
+    figure = Figure(figsize=(9, 5.5), layout="constrained")
+    axes = figure.add_subplot()
+    for name in by_seed.columns.drop(winner, errors="ignore"):
+        paired = (by_seed[name] - by_seed[winner]).dropna()
+        running = paired.expanding().mean()
+        kind = raced[raced["name"] == name]["kind"].iloc[0]
+        colour = CANDIDATE_COLOUR if kind == "candidate" else BASELINE_COLOUR
+        steps = range(1, len(running) + 1)
+        axes.plot(steps, running.to_numpy(), color=colour, alpha=0.7, linewidth=2.2 if name == "none" else 1.2)
+        dropped = last_round[name] < rounds
+        axes.scatter([len(running)], [running.iloc[-1]], marker="x" if dropped else "o", color=colour, zorder=3)
+        axes.annotate(name, (len(running), running.iloc[-1]), xytext=(4, 0), textcoords="offset points",
+                      fontsize="x-small", va="center")
+    axes.axhline(0, color="black", linewidth=1, label=f"the winner, {winner}")
+    axes.set(xlabel="round (one more seed for every survivor)", ylabel=f"mean paired difference to {winner} (points)",
+             title="The race: searched genotypes (blue) and known modules (orange) against the winner\n"
+                   "x: dropped (a paired t-test showed it worse than the leader); o: still in at the end")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower right", fontsize="small")
+    return figure
+
+
 def integer_rounds(axes: Axes, log: pd.DataFrame) -> None:
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     if log["round"].nunique() == 1:

@@ -16,6 +16,7 @@ from reporting.figures import (
     entropy_figure,
     op_frequency_figure,
     png_bytes,
+    race_figure,
     retrain_figure,
     reward_figure,
     warmup_rounds,
@@ -64,6 +65,12 @@ PLOTS: Dict[str, Plot] = {
                     "Stand-alone training from scratch (retrain.parquet): each model's mean test accuracy over "
                     "seeds (diamond) with a bar of one standard deviation, and every seed as a dot. "
                     "Candidates in blue, hand-designed baselines in orange; the dotted line is the best baseline."),
+    "race": Plot("race.png", "Stage 2: the race",
+                 "Each round trains every model still in the race on one more seed, the same for all. A line is "
+                 "a model's mean difference in test accuracy to the race's winner over the seeds both ran "
+                 "(paired by seed, so a seed's shift of every model cancels); it ends with a cross in the round "
+                 "a one-sided paired t-test against the leader dropped it, with a dot if it was still in at the "
+                 "end. The winner ran every round, so every model pairs with it; `none` is the thick line."),
 }
 
 STYLE = """
@@ -136,6 +143,8 @@ def write_report(rundir: RunDir, k: int = 10) -> ReportResult:
     summary = summarise(retrain) if retrain is not None and not retrain.empty else None
     if summary is not None:
         figures["retrain"] = lambda: retrain_figure(retrain, summary)
+    if summary is not None and winner is not None and winner.metadata.get("stage") == "race":
+        figures["race"] = lambda: race_figure(retrain, winner.metadata["name"])
     for key, make in figures.items():
         rundir.write_report_file(PLOTS[key].name, png_bytes(make()))
 
@@ -146,6 +155,9 @@ def write_report(rundir: RunDir, k: int = 10) -> ReportResult:
         sections += [f"<h2>Top {k} genotypes</h2>\n<p>Ranked from {source}.</p>\n{table_html(rundir.top_k(k))}"]
     if summary is not None:
         sections += [figure_html(PLOTS["retrain"]), f"<h2>Stage 2 by model</h2>\n{table_html(summary_table(summary))}"]
+    if "race" in figures:
+        sentence = html.escape(winner.metadata["race"]["sentence"])
+        sections += [figure_html(PLOTS["race"]), f"<p><strong>The race's answer:</strong> {sentence}.</p>"]
     if log.empty:
         sections += ["<p>No plots yet: the search has not logged its first round.</p>"]
     page = index_html(rundir, sections, status_html(rundir, log, candidates, retrain))

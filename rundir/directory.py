@@ -348,7 +348,10 @@ class RunDir:
     # -- stage 2 and the report -----------------------------------------------------------
 
     def write_retrain(self, frame: pd.DataFrame) -> None:
-        """retrain.parquet, atomically, one row per trial, sorted by kind, search rank, name and seed."""
+        """retrain.parquet, atomically, one row per trial, sorted by kind, search rank, name and seed.
+        ``round`` may be left out: a stage 2 that is not a race has none."""
+        if "round" not in frame.columns:
+            frame = frame.assign(round=pd.array([pd.NA] * len(frame), dtype="Int32"))
         table = self._table(frame, RETRAIN_SCHEMA, "retrain")
         bad = set(table["kind"].to_pylist()) - set(RETRAIN_KINDS)
         if bad:

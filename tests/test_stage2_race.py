@@ -151,3 +151,13 @@ def test_the_search_command_races_its_run_when_asked(tmp_path, monkeypatch, caps
     rundir.write_stage2_plan({"race": {}})  # a race begun: the next --race continues it
     assert script.main(["--race", "--resume", "--out", rundir.out]) == 0
     assert asked == [(rundir.root, True, False), (rundir.root, True, True)]
+
+
+def test_the_report_draws_the_race_and_states_its_answer(raced):
+    from reporting.page import write_report
+
+    rundir, result = raced
+    written = write_report(rundir)
+    assert "race.png" in written.images and "retrain.png" in written.images
+    page = open(written.index).read()
+    assert "The race's answer:" in page and result.winner.metadata["race"]["sentence"].split(":")[0] in page
