@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import sys
 
+from rundir.schemas import separation_note
 from search.config import POLICIES
 from search.start import run_from_command_line
 from searchspace.cli import ArgumentParser, user_errors_exit_2
@@ -54,6 +55,7 @@ def main(argv=None) -> int:
     }
     rundir, top = run_from_command_line(args.config, overrides, args.resume, progress=not args.quiet)
     print(top.to_string(index=False))
+    print(separation_note(top))
     if args.race:
         race(rundir, args.quiet)
     print(f"winner: {rundir.show(rundir.path('winner.json'))}")

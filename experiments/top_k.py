@@ -18,11 +18,10 @@ import json
 import sys
 from typing import List, Optional
 
-import math
-
 import pandas as pd
 
 from rundir import RunDir
+from rundir.schemas import separation_note
 from searchspace.cli import ArgumentParser, positive_int, user_errors_exit_2
 
 FORMATS = ("table", "json", "csv")
@@ -30,35 +29,6 @@ FORMATS = ("table", "json", "csv")
 
 def as_table(ranked: pd.DataFrame) -> str:
     return ranked.to_string(index=False, float_format=lambda x: f"{x:.4f}")
-
-
-def separation(ranked: pd.DataFrame) -> str:
-    """Which genotypes rank 1 is not separated from: reward difference under 1.96 combined standard
-    errors (unpaired, so cautious where the scores share images; the supernet's bias is not in it)."""
-    if len(ranked) < 2:
-        return ""
-    first = ranked.iloc[0]
-    tied, unknown = [], [1] if math.isnan(first["reward_se"]) else []
-    for row in ranked.iloc[1:].itertuples():
-        spread = math.hypot(first["reward_se"], row.reward_se)
-        if math.isnan(row.reward_se):
-            unknown.append(row.rank)
-        elif math.isnan(spread) or spread == 0:
-            continue
-        elif first["reward"] - row.reward < 1.96 * spread:
-            tied.append(row.rank)
-    lines = []
-    if tied:
-        lines.append(f"rank 1 is not separated from rank{'s' if len(tied) > 1 else ''} {', '.join(map(str, tied))}: "
-                     "their rewards differ by less than 1.96 standard errors, so these figures cannot order them")
-    elif not unknown:
-        lines.append("rank 1 is separated from every other rank shown (more than 1.96 standard errors)")
-    if unknown:
-        lines.append(f"no standard error for rank{'s' if len(unknown) > 1 else ''} {', '.join(map(str, unknown))} "
-                     "(one reward, or a run from before the derive stage kept its image count)")
-    lines.append("a supernet's scores rank stand-alone accuracy only loosely: race the shortlist against the "
-                 "known modules with retrain_topk.py DIR --race")
-    return "\n".join(lines)
 
 
 def race_answer(rundir: RunDir) -> str:
@@ -96,7 +66,7 @@ def show(args: argparse.Namespace) -> int:
     print({"table": as_table, "json": as_json, "csv": as_csv}[args.format](ranked))
     if args.format == "table":
         answer = race_answer(rundir)
-        print(answer or separation(ranked))
+        print(answer or separation_note(ranked))
     return 0
 
 

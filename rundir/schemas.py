@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from typing import List, Tuple
 
 import pandas as pd
 import pyarrow as pa
@@ -113,6 +114,43 @@ def float_array(column: pd.Series, kind: pa.DataType) -> pa.Array:
     missing = column.map(lambda value: value is None or value is pd.NA).to_numpy(dtype=bool)
     values = pd.to_numeric(column.where(~missing, float("nan"))).to_numpy(dtype="float64")
     return pa.array(values, type=kind, mask=missing if missing.any() else None, from_pandas=False)
+
+
+def unseparated_ranks(ranked: pd.DataFrame) -> Tuple[List[int], List[int]]:
+    """Of a top-k table's ranks after the first: those whose reward is within 1.96 combined standard
+    errors of rank 1's (unpaired, so cautious where the scores share images), and those without a
+    standard error (all of them when rank 1 has none)."""
+    if ranked.empty:
+        return [], []
+    first = ranked.iloc[0]
+    if math.isnan(first["reward_se"]):
+        return [], [int(rank) for rank in ranked["rank"]]
+    tied, unknown = [], []
+    for row in ranked.iloc[1:].itertuples():
+        if math.isnan(row.reward_se):
+            unknown.append(int(row.rank))
+        elif first["reward"] - row.reward < 1.96 * math.hypot(first["reward_se"], row.reward_se):
+            tied.append(int(row.rank))
+    return tied, unknown
+
+
+def separation_note(ranked: pd.DataFrame) -> str:
+    """A person's reading of ``unseparated_ranks``, ending with what would separate them."""
+    if len(ranked) < 2:
+        return ""
+    tied, unknown = unseparated_ranks(ranked)
+    lines = []
+    if tied:
+        lines.append(f"rank 1 is not separated from rank{'s' if len(tied) > 1 else ''} {', '.join(map(str, tied))}: "
+                     "their rewards differ by less than 1.96 standard errors, so these figures cannot order them")
+    elif not unknown:
+        lines.append("rank 1 is separated from every other rank shown (more than 1.96 standard errors)")
+    if unknown:
+        lines.append(f"no standard error for rank{'s' if len(unknown) > 1 else ''} {', '.join(map(str, unknown))} "
+                     "(one reward, or a run from before the derive stage kept its image count)")
+    lines.append("a supernet's scores rank stand-alone accuracy only loosely: race the shortlist against the "
+                 "known modules with retrain_topk.py DIR --race")
+    return "\n".join(lines)
 
 
 def rank_candidates(candidates: pd.DataFrame) -> pd.DataFrame:

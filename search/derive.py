@@ -11,6 +11,7 @@ import ray
 from evaluator.pool import WorkerPool
 from evaluator.worker import RewardTask
 from rundir import RunDir
+from rundir.schemas import unseparated_ranks
 from search.config import SearchConfig
 from searchspace import from_key
 
@@ -58,7 +59,9 @@ def derive(config: SearchConfig, run_id: str, shared: Dict[str, Any], service, p
         row["rank"] = rank
     rundir.write_candidates(pd.DataFrame(rows))
     top = rows[0]
+    ranked = rundir.top_k()
     rundir.write_winner(from_key(top["genotype"]).with_metadata(
-        run_id=run_id, rank=1, reward=top["reward"], val_accuracy=top["val_accuracy"], source=top["source"],
+        run_id=run_id, rank=1, reward=top["reward"], reward_se=None if pd.isna(ranked["reward_se"].iloc[0]) else float(ranked["reward_se"].iloc[0]),
+        not_separated_from_ranks=unseparated_ranks(ranked)[0], val_accuracy=top["val_accuracy"], source=top["source"],
         search_mean_reward=top["search_mean_reward"], params=top["params"], rounds=config.rounds,
         written=datetime.now(timezone.utc).isoformat(timespec="seconds")))

@@ -59,6 +59,13 @@ def test_search_leaves_a_complete_run_directory(uninterrupted):
     candidates = pd.read_parquet(out / "candidates.parquet")
     assert winner.key == candidates.sort_values("rank")["genotype"].iloc[0]
     assert winner.metadata["run_id"] == "whole" and winner.metadata["rank"] == 1
+    # the winner's uncertainty travels with it: binomial over the 128 validation images it was scored on
+    assert candidates["val_images"].eq(128).all()
+    reward = winner.metadata["reward"]
+    assert winner.metadata["reward_se"] == pytest.approx((reward * (1 - reward) / 128) ** 0.5)
+    tied = winner.metadata["not_separated_from_ranks"]
+    assert set(tied) <= set(candidates["rank"]) - {1}
+    assert ("rank 1 is not separated from" in stdout) == bool(tied) and "--race" in stdout
     assert "winner: " in stdout and winner.key in stdout
     assert yaml.safe_load((out / "config.yaml").read_text())["run_id"] == "whole"
 
