@@ -57,6 +57,7 @@ from tqdm import tqdm  # noqa: E402
 from evaluator.supernet import recalibrated_bn_statistics  # noqa: E402
 from evaluator.training import reward  # noqa: E402
 from evaluator.worker import Evaluator  # noqa: E402
+from search.rescore import run_evaluator  # noqa: E402
 from machine import describe_machine  # noqa: E402
 from measures import complete_seeds, rank_model, seed_noise, seed_tau  # noqa: E402
 from rundir import RunDir  # noqa: E402
@@ -110,12 +111,9 @@ def is_run(folder: Path) -> bool:
 
 def evaluator_of(run: Path, checkpoint: bool = True) -> Evaluator:
     """An evaluator with the run's settings and data, holding the shared weights of its last
-    checkpoint (``checkpoint`` False: the supernet's initial weights)."""
-    rundir = RunDir(str(run))
-    evaluator = Evaluator(saved_config(rundir.read_config()).evaluator)
-    if checkpoint:
-        evaluator.supernet.load_state_dict(rundir.load_checkpoint()["shared"]["weights"])
-    return evaluator
+    checkpoint (``checkpoint`` False: the supernet's initial weights); ``search.rescore``'s, which
+    ``experiments/score.py`` uses."""
+    return run_evaluator(RunDir(str(run)), checkpoint)
 
 
 def score_run(run: Path, genotypes: Sequence[str]) -> pd.DataFrame:

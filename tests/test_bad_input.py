@@ -119,7 +119,8 @@ def snapshot(root: Path) -> Dict[str, str]:
     return state
 
 
-SCRIPTS = {name: load_script(name) for name in ("run_rl_search", "top_k", "export_genotype", "retrain_topk", "report")}
+SCRIPTS = {name: load_script(name) for name in ("run_rl_search", "top_k", "export_genotype", "retrain_topk", "report",
+                                                   "score")}
 MAINS: Dict[str, Callable[[List[str]], int]] = {
     **{name: module.main for name, module in SCRIPTS.items()},
     "searchspace": searchspace_main, "controller": controller_main,
@@ -226,6 +227,12 @@ CLI_CASES = {
                                  "min_seeds (5) is above max_seeds (3)"),
     "race with fixed seeds": ("retrain_topk", "{w}/run --race --seeds 3", "a race adds seeds until it is decided"),
     "race setting without race": ("retrain_topk", "{w}/run --max-seeds 4", "max seeds is a race setting; add --race"),
+    "score not a run": ("score", "{w}/empty --known", "not a run directory"),
+    "score no checkpoint": ("score", "{w}/run --known", "no checkpoint yet (the search has not finished a round)"),
+    "score unknown op": ("score", "{w}/run --genotypes srm gap|magic|none|none", "unknown op 'magic'"),
+    "score nothing asked": ("score", "{w}/run", "one of the arguments --genotypes --known --file is required"),
+    "score missing list": ("score", "{w}/run --file {w}/nope.txt", "cannot read it"),
+    "score out in a missing folder": ("score", "{w}/run --known --out {w}/nope/s.parquet", "its folder does not exist"),
     # python -m searchspace validate, python -m controller status
     "validate missing file": ("searchspace", "validate {w}/none.json", "cannot read"),
     "validate unknown command": ("searchspace", "check {w}/nan.json", "invalid choice"),

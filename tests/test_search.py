@@ -15,6 +15,7 @@ import yaml
 import searchspace
 from rundir import REWARD_SCHEMA
 from experiments_paths import SEARCH_SCRIPT as SCRIPT, VOLATILE
+from experiments_paths import load_script
 from tiny_run import write_search_config
 
 
@@ -68,6 +69,23 @@ def test_search_leaves_a_complete_run_directory(uninterrupted):
     assert ("rank 1 is not separated from" in stdout) == bool(tied) and "--race" in stdout
     assert "winner: " in stdout and winner.key in stdout
     assert yaml.safe_load((out / "config.yaml").read_text())["run_id"] == "whole"
+
+
+def test_score_rates_genotypes_on_a_finished_run_as_its_derive_stage_did(uninterrupted, tmp_path, capsys):
+    out, _ = uninterrupted
+    candidates = pd.read_parquet(out / "candidates.parquet").set_index("genotype")
+    score = load_script("score").main
+    assert score([str(out), "--genotypes", *candidates.index, "srm", "--out", str(tmp_path / "s.parquet")]) == 0
+    printed = capsys.readouterr().out
+    scores = pd.read_parquet(tmp_path / "s.parquet").set_index("genotype")
+    for key, row in candidates.iterrows():  # the same weights, images and BN mode: the same figures
+        assert scores.loc[key, "reward"] == pytest.approx(row["reward"], abs=1e-9)
+        assert scores.loc[key, "val_loss"] == pytest.approx(row["val_loss"], rel=1e-5)
+    srm = searchspace.KNOWN["srm"].key
+    assert scores.loc[srm, "name"] == "srm" and scores.loc[srm, "val_images"] == 128 and srm in printed
+    assert list(scores["reward"]) == sorted(scores["reward"], reverse=True)
+    assert score([str(out), "--known"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1 + len(searchspace.KNOWN)
 
 
 def test_a_second_search_into_the_same_directory_is_refused(uninterrupted, tiny_config):
