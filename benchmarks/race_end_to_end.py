@@ -15,6 +15,7 @@ compared with the 12-seed table's runs of the same seed, which trained the same 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import statistics
 import time
@@ -60,6 +61,19 @@ def state_so_far(rundir: RunDir, plan: Dict[str, Any]) -> Dict[str, Any]:
         return {"complete": False, "rounds": int(stop.args[0]) - 1, "result": None}
 
 
+def running_round(rundir: RunDir, rounds_finished: int) -> Dict[str, Any]:
+    """The trials of the round after the finished ones that Tune has finished (its result files)."""
+    folder = Path(rundir.root) / "tune" / f"race-{rounds_finished + 1:02d}"
+    finished = {}
+    for result in sorted(folder.glob("*/result.json")):
+        lines = result.read_text().splitlines()
+        last = json.loads(lines[-1]) if lines else {}
+        if "test_accuracy" in last:
+            finished[last["config"]["model"]] = {"seed": last["config"]["seed"], "test_accuracy": last["test_accuracy"],
+                                                 "wall_time_s": last["wall_time_s"]}
+    return {"round": rounds_finished + 1, "trials_finished": finished}
+
+
 def against_table(rows: pd.DataFrame, plan: Dict[str, Any]) -> Dict[str, Any]:
     """Each known module's race runs beside the 12-seed table's run of the same name and seed (points)."""
     table = pd.read_parquet(TABLE).set_index(["name", "seed"])["test_accuracy"]
@@ -93,6 +107,8 @@ def summary(rundir: RunDir, seconds: float) -> Dict[str, Any]:
         "means_so_far_points": {name: {"mean": 100 * m, "seeds": int(c)} for name, (m, c) in means.iterrows()},
         "known_modules_against_12_seed_table": against_table(rows, plan) if rows is not None else {"runs": 0},
     }
+    if not document["complete"]:
+        document["running_round"] = running_round(rundir, state["rounds"])
     if document["complete"]:
         document["verdict"] = winner.metadata["race"]
     return document
@@ -107,7 +123,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if not target.exists():
         shutil.copytree(args.run, target, ignore=shutil.ignore_patterns("tune", "retrain.parquet", "report"))
     rundir = RunDir(str(target))
-    previous = OUT.exists() and __import__("json").loads(OUT.read_text())
+    previous = OUT.exists() and json.loads(OUT.read_text())
     seconds = previous["wall_seconds_total"] if previous else 0.0
     if not args.partial:
         from stage2.retrain import retrain  # Ray Tune only when training
