@@ -9,6 +9,7 @@ from evaluator.standalone import StandaloneConfig
 from rundir import RunDir
 from search.config import SearchConfig, saved_config
 from searchspace import KNOWN
+from searchspace.known import KNOWN_COMBINE
 from stage2.settings import (DEFAULT_BASELINES, DEFAULT_K, DEFAULT_SEEDS, PER_TRIAL, RACE_BASELINES, RACE_FIELDS,
                              Stage2Error, Stage2Settings)
 
@@ -59,6 +60,16 @@ def baseline_entries(names: Sequence[str]) -> Dict[str, Dict[str, Any]]:
             for name in dict.fromkeys(names)}
 
 
+def is_raced(candidate: Dict[str, Any], known: Dict[str, Dict[str, Any]]) -> bool:
+    """Whether a known module in ``known`` trains the same network as ``candidate`` (ops and combine rule);
+    that module's entry then notes the candidate's search rank."""
+    for name, entry in known.items():
+        if entry["genotype"] == candidate["genotype"] and KNOWN_COMBINE.get(name, "sequential") == candidate["combine"]:
+            entry["search_rank"] = candidate["search_rank"]
+            return True
+    return False
+
+
 def make_plan(rundir: RunDir, settings: Stage2Settings) -> Dict[str, Any]:
     """Everything a stage 2 trains and how, as JSON-ready values."""
     config = run_settings(rundir)
@@ -66,7 +77,10 @@ def make_plan(rundir: RunDir, settings: Stage2Settings) -> Dict[str, Any]:
     baselines = (RACE_BASELINES if race else DEFAULT_BASELINES) if settings.baselines is None else tuple(settings.baselines)
     seeds = race["max_seeds"] if race else settings.seeds or DEFAULT_SEEDS
     candidates = candidate_entries(rundir, settings.k, config.evaluator.combine) if settings.k != 0 else {}
-    entries = {**candidates, **baseline_entries(baselines)}
+    known = baseline_entries(baselines)
+    if race:  # a searched genotype that is a raced known module would tie with it for ever: race it once
+        candidates = {name: entry for name, entry in candidates.items() if not is_raced(entry, known)}
+    entries = {**candidates, **known}
     if race and len(entries) < 2:
         raise Stage2Error(f"the race's pool has {len(entries)} model{'s' if len(entries) != 1 else ''}; it needs "
                           "two or more (the top-K genotypes and the baselines)")

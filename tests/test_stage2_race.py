@@ -161,3 +161,15 @@ def test_the_report_draws_the_race_and_states_its_answer(raced):
     assert "race.png" in written.images and "retrain.png" in written.images
     page = open(written.index).read()
     assert "The race's answer:" in page and result.winner.metadata["race"]["sentence"].split(":")[0] in page
+
+
+def test_a_searched_genotype_that_is_a_raced_known_module_races_once(tmp_path):
+    from stage2.plan import make_plan
+
+    rundir = make_run(tmp_path / "run")  # its rank-2 genotype is ECA's ops, with ECA's (sequential) rule
+    assert POOL[1] == KNOWN["eca"].key
+    plan = make_plan(rundir, Stage2Settings(race=True, k=3, baselines=["none", "eca"]))
+    assert list(plan["entries"]) == ["rank-1", "rank-3", "none", "eca"]
+    assert plan["entries"]["eca"]["search_rank"] == 2
+    grid = make_plan(rundir, Stage2Settings(k=3, baselines=["none", "eca"], seeds=1))  # not a race: both train
+    assert list(grid["entries"]) == ["rank-1", "rank-2", "rank-3", "none", "eca"]
