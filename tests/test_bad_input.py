@@ -26,6 +26,7 @@ import rundir.directory
 import rundir.files
 from controller.__main__ import main as controller_main
 from evaluator.data import load_dataset
+from evaluator.latency import main as latency_main
 from evaluator.models import build_model
 from experiments_paths import EXPERIMENTS, load_script
 from rundir import RunDir
@@ -123,7 +124,7 @@ SCRIPTS = {name: load_script(name) for name in ("run_rl_search", "top_k", "expor
                                                    "score")}
 MAINS: Dict[str, Callable[[List[str]], int]] = {
     **{name: module.main for name, module in SCRIPTS.items()},
-    "searchspace": searchspace_main, "controller": controller_main,
+    "searchspace": searchspace_main, "controller": controller_main, "latency": latency_main,
 }
 
 # (command, arguments with {w} for the world folder, what the error line must say)
@@ -246,6 +247,11 @@ CLI_CASES = {
         ("block-bias.json", "'block.gate_bias' must be a finite number"),
         ("top-key.json", "unknown key 'extra'"),
     ]},
+    "latency unknown op": ("latency", "--table {w}/array.json --genotype se gap|magic|none|none",
+                           "unknown op 'magic'"),
+    "latency not a table": ("latency", "--table {w}/array.json", "not a latency table"),
+    "latency missing table": ("latency", "--table {w}/nope.json", "cannot read the latency table"),
+    "latency batch 0": ("latency", "--batch 0", "must be at least 1"),
     "status malformed address": ("controller", "status run --ray-address nowhere", "expected host:port"),
     "status unreachable address": ("controller", "status run --ray-address 127.0.0.1:9",
                                    "no Ray cluster reachable at 127.0.0.1:9"),
