@@ -65,8 +65,9 @@ class Gate(nn.Module):
     def __init__(self, x: torch.Tensor, branches: str, combine: str) -> None:
         super().__init__()
         b, c, h, w = x.shape
-        channel = (Constant(torch.zeros(b, c, 1, 1)), nn.Identity()) if branches != "spatial" else None
-        spatial = (Constant(torch.zeros(b, 1, h, w)), nn.Identity()) if branches != "channel" else None
+        zeros = dict(device=x.device, dtype=x.dtype)
+        channel = (Constant(torch.zeros(b, c, 1, 1, **zeros)), nn.Identity()) if branches != "spatial" else None
+        spatial = (Constant(torch.zeros(b, 1, h, w, **zeros)), nn.Identity()) if branches != "channel" else None
         self.channel, self.spatial, self.combine = channel, spatial, combine
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -93,8 +94,17 @@ def per_image(module: nn.Module, inputs: torch.Tensor, images: int, repeats: int
 
 def measure_table(arch: str, image_size: int, num_classes: int, batches: Sequence[int], *, reduction: int = 16,
                   combine: str = "sequential", gate_bias: float = 2.0, repeats: int = 20,
-                  channels: int = 3) -> Dict[str, Any]:
-    """Time the backbone and every op at every slot shape of ``arch``, on the CPU with torch's threads."""
+                  channels: int = 3, device: str = "cpu") -> Dict[str, Any]:
+    """Time the backbone and every op at every slot shape of ``arch`` on ``device`` (the CPU with
+    torch's threads); the caller's random state is left as it was (the modules' init draws from a fork)."""
+    with torch.random.fork_rng(devices=[]):
+        table = _measure(arch, image_size, num_classes, batches, reduction, combine, gate_bias, repeats, channels,
+                         torch.device(device))
+    return table
+
+
+def _measure(arch: str, image_size: int, num_classes: int, batches: Sequence[int], reduction: int, combine: str,
+             gate_bias: float, repeats: int, channels: int, device: torch.device) -> Dict[str, Any]:
     slots = slot_shapes(arch, image_size, num_classes, channels)
     options = dict(reduction=reduction, gate_bias=initial_logit(combine, gate_bias))
     ops: Dict[str, Dict[str, Dict[str, Dict[str, float]]]] = {r.decision: {} for r in
@@ -110,37 +120,40 @@ def measure_table(arch: str, image_size: int, num_classes: int, batches: Sequenc
     generator = torch.Generator().manual_seed(0)
     for c, h, w in sorted(set(slots)):
         for batch in batches:
-            x = torch.randn(batch, c, h, w, generator=generator)
+            x = torch.randn(batch, c, h, w, generator=generator).to(device)
             for name in CHANNEL_SQUEEZE.names()[1:]:
-                squeeze = CHANNEL_SQUEEZE.build(name, c, **options).eval()
+                squeeze = CHANNEL_SQUEEZE.build(name, c, **options).to(device).eval()
                 put("channel_squeeze", name, shape_key(c, h, w), batch, per_image(squeeze, x, batch, repeats))
                 with torch.no_grad():
                     k = descriptors_of[name] = int(squeeze(x).shape[2])
-                descriptors = torch.randn(batch * k, c, 1, 1, generator=generator)
+                descriptors = torch.randn(batch * k, c, 1, 1, generator=generator).to(device)
                 for excitation in CHANNEL_EXCITATION.names():
-                    module = CHANNEL_EXCITATION.build(excitation, c, **options).eval()
+                    module = CHANNEL_EXCITATION.build(excitation, c, **options).to(device).eval()
                     put("channel_excitation", excitation, shape_key(c, k), batch,
                         per_image(module, descriptors, batch, repeats))
             for name in SPATIAL_SQUEEZE.names()[1:]:
-                squeeze = SPATIAL_SQUEEZE.build(name, c, **options).eval()
+                squeeze = SPATIAL_SQUEEZE.build(name, c, **options).to(device).eval()
                 put("spatial_squeeze", name, shape_key(c, h, w), batch, per_image(squeeze, x, batch, repeats))
                 maps_of[name] = int(squeeze.out_channels)
-                maps = torch.randn(batch, squeeze.out_channels, h, w, generator=generator)
+                maps = torch.randn(batch, squeeze.out_channels, h, w, generator=generator).to(device)
                 for excitation in SPATIAL_EXCITATION.names():
-                    module = SPATIAL_EXCITATION.build(excitation, c, in_channels=squeeze.out_channels, **options).eval()
+                    module = SPATIAL_EXCITATION.build(excitation, c, in_channels=squeeze.out_channels,
+                                                      **options).to(device).eval()
                     put("spatial_excitation", excitation, shape_key(squeeze.out_channels, h, w), batch,
                         per_image(module, maps, batch, repeats))
             for rule in COMBINES:
                 for branches in BRANCHES:
                     put("gate", f"{rule}:{branches}", shape_key(c, h, w), batch,
                         per_image(Gate(x, branches, rule), x, batch, repeats))
-    backbone = build_model(arch, num_classes, "none|none|none|none")
-    probe = {b: torch.randn(b, channels, image_size, image_size, generator=generator) for b in batches}
+    backbone = build_model(arch, num_classes, "none|none|none|none").to(device)
+    probe = {b: torch.randn(b, channels, image_size, image_size, generator=generator).to(device) for b in batches}
     return {
         "format": FORMAT, "version": VERSION,
-        "device": {"kind": "cpu", "processor": platform.processor() or platform.machine(),
-                   "threads": torch.get_num_threads()},
-        "torch": torch.__version__, "arch": arch, "image_size": image_size, "num_classes": num_classes,
+        "device": {"kind": device.type, "threads": torch.get_num_threads(),
+                   "processor": torch.cuda.get_device_name(device) if device.type == "cuda"
+                   else platform.processor() or platform.machine()},
+        "torch": torch.__version__, "arch": arch, "image_size": image_size, "channels": channels,
+        "num_classes": num_classes,
         "reduction": reduction, "combine": combine, "batches": [int(b) for b in batches], "repeats": repeats,
         "slots": [list(s) for s in slots], "descriptors": descriptors_of, "maps": maps_of,
         "backbone_ms": {str(b): latency_ms_per_image(backbone, probe[b], repeats) for b in batches},

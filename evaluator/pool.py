@@ -93,6 +93,10 @@ class WorkerPool:
         self.failed_pings: Dict[int, int] = {}
         self.gone: Set[int] = set()  # actors Ray reports dead for good: never used again
 
+    def latency_table(self, batches: List[int]) -> Dict[str, Any]:
+        """The per-op latency table, measured by one live worker (on the device the search runs on)."""
+        return ray.get(self.actors[self._wait_for_live("latency_table")[0]].latency_table.remote(batches))
+
     def initial_state(self) -> SharedState:
         return self._run("initial_state", None, [None])[0]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -102,6 +102,15 @@ class Evaluator:
         supernet = Supernet(config.arch, self.data.num_classes, reduction=config.reduction, combine=config.combine,
                             gate_bias=config.gate_bias, excitation_per_squeeze=config.excitation_per_squeeze)
         return supernet.to(self.device, memory_format=self.memory_format)
+
+    def latency_table(self, batches: List[int]) -> Dict[str, Any]:
+        """The per-op latency table of this evaluator's network and data shape, on its device."""
+        from evaluator.latency import measure_table  # a search without a latency objective never needs it
+
+        config, data = self.config, self.data
+        return measure_table(config.arch, data.image_size, data.num_classes, batches, reduction=config.reduction,
+                             combine=config.combine, gate_bias=config.gate_bias, channels=data.channels,
+                             device=self.device.type)
 
     def initial_state(self) -> SharedState:
         """The supernet's initial weights (seeded by the config) and empty momentum."""

@@ -32,7 +32,8 @@ from matplotlib.colors import Colormap
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from searchspace import BRANCHES, DECISION_NAMES, DECISIONS
+from search.objective import pareto_front
+from searchspace import BRANCHES, DECISION_NAMES, DECISIONS, KNOWN
 
 DPI = 110
 CANDIDATE_COLOUR, BASELINE_COLOUR = "tab:blue", "tab:orange"
@@ -194,6 +195,30 @@ def race_figure(rows: pd.DataFrame, winner: str) -> Figure:
              title="The race: searched genotypes (blue) and known modules (orange) against the winner\n"
                    "x: dropped (a paired t-test showed it worse than the leader); o: still in at the end")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower right", fontsize="small")
+    return figure
+
+
+def latency_figure(log: pd.DataFrame) -> Figure:
+    """Every evaluated genotype's mean reward against its predicted latency, the Pareto front joined,
+    the known modules named (a search whose objective weighs latency)."""
+    ok = log[(log["status"] == "ok") & log["latency_ms"].notna()]
+    points = ok.groupby("genotype").agg(reward=("reward", "mean"), latency=("latency_ms", "mean"))
+    front = points[pareto_front(points["reward"].tolist(), points["latency"].tolist())].sort_values("latency")
+    figure = Figure(figsize=(8, 5.5), layout="constrained")
+    axes = figure.add_subplot()
+    axes.scatter(points["latency"], 100 * points["reward"], s=14, color=CANDIDATE_COLOUR, alpha=0.5,
+                 label="evaluated genotypes (mean reward)")
+    axes.plot(front["latency"], 100 * front["reward"], "o-", color="black", markersize=4, label="Pareto front")
+    for name, genotype in KNOWN.items():
+        if genotype.key in points.index:
+            row = points.loc[genotype.key]
+            axes.scatter([row["latency"]], [100 * row["reward"]], marker="s", color=BASELINE_COLOUR, zorder=3)
+            axes.annotate(name, (row["latency"], 100 * row["reward"]), xytext=(4, 2), textcoords="offset points",
+                          fontsize="x-small")
+    axes.set(xlabel="predicted latency (ms per image, from the run's latency table)", ylabel="reward (%)",
+             title="Accuracy against latency: every evaluated genotype; known modules as squares")
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right", fontsize="small")
     return figure

@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 
 from reporting.figures import (
     entropy_figure,
+    latency_figure,
     op_frequency_figure,
     png_bytes,
     race_figure,
@@ -65,6 +66,10 @@ PLOTS: Dict[str, Plot] = {
                     "Stand-alone training from scratch (retrain.parquet): each model's mean test accuracy over "
                     "seeds (diamond) with a bar of one standard deviation, and every seed as a dot. "
                     "Candidates in blue, hand-designed baselines in orange; the dotted line is the best baseline."),
+    "latency": Plot("latency.png", "Accuracy against latency",
+                    "Each genotype the search evaluated: its mean reward against its latency predicted from the "
+                    "run's per-op latency table (latency.json), with the Pareto front (no other genotype is both "
+                    "more accurate and faster) joined; known modules the search evaluated are squares."),
     "race": Plot("race.png", "Stage 2: the race",
                  "Each round trains every model still in the race on one more seed, the same for all. A line is "
                  "a model's mean difference in test accuracy to the race's winner over the seeds both ran "
@@ -140,6 +145,8 @@ def write_report(rundir: RunDir, k: int = 10) -> ReportResult:
     if not log.empty:
         figures.update(reward=lambda: reward_figure(log), ops=lambda: op_frequency_figure(log),
                        entropy=lambda: entropy_figure(log))
+        if "latency_ms" in log.columns and log["latency_ms"].notna().any():
+            figures["latency"] = lambda: latency_figure(log)
     summary = summarise(retrain) if retrain is not None and not retrain.empty else None
     if summary is not None:
         figures["retrain"] = lambda: retrain_figure(retrain, summary)
@@ -149,7 +156,7 @@ def write_report(rundir: RunDir, k: int = 10) -> ReportResult:
         rundir.write_report_file(PLOTS[key].name, png_bytes(make()))
 
     sections = [winner_html(winner)] if winner is not None else []
-    sections += [figure_html(PLOTS[key]) for key in ("reward", "ops", "entropy") if key in figures]
+    sections += [figure_html(PLOTS[key]) for key in ("reward", "ops", "entropy", "latency") if key in figures]
     if candidates is not None or (log["status"] == "ok").any():
         source = "candidates.parquet (derive stage)" if candidates is not None else "the rewards log so far"
         sections += [f"<h2>Top {k} genotypes</h2>\n<p>Ranked from {source}.</p>\n{table_html(rundir.top_k(k))}"]

@@ -134,8 +134,9 @@ class RunDir:
         """Write rewards/round-{round_number:06d}.parquet atomically, replacing an existing one.
 
         Every column of :data:`REWARD_SCHEMA` is required except ``timestamp`` (default: now, UTC)
-        ``attempts`` (default: 1), ``note`` (default: empty) and ``phase`` (default: "search"); every
-        row's ``round`` must be ``round_number``, every ``phase`` one of :data:`PHASES`.
+        ``attempts`` (default: 1), ``note`` (default: empty), ``phase`` (default: "search") and the
+        objective's ``latency_ms`` and ``macs`` (default: null) and ``objective`` (default: the reward);
+        every row's ``round`` must be ``round_number``, every ``phase`` one of :data:`PHASES`.
         """
         frame = pd.DataFrame(list(rows) if not isinstance(rows, pd.DataFrame) else rows).copy()
         if frame.empty:
@@ -148,6 +149,11 @@ class RunDir:
             frame["note"] = ""
         if "phase" not in frame:
             frame["phase"] = "search"
+        for column, dtype in (("latency_ms", "Float64"), ("macs", "Int64")):
+            if column not in frame:
+                frame[column] = pd.array([pd.NA] * len(frame), dtype=dtype)
+        if "objective" not in frame and "reward" in frame:
+            frame["objective"] = frame["reward"]
         table = self._table(frame, REWARD_SCHEMA, f"round {round_number}")
         if not all(r == round_number for r in table["round"].to_pylist()):
             raise self._error(f"round {round_number}: rows with another 'round' value")
@@ -238,7 +244,12 @@ class RunDir:
     # -- derive stage: candidates and winner ----------------------------------------------
 
     def write_candidates(self, frame: pd.DataFrame) -> None:
-        """candidates.parquet, atomically, sorted by rank; ranks must be 1..n."""
+        """candidates.parquet, atomically, sorted by rank; ranks must be 1..n. Without ``latency_ms``
+        and ``objective`` (the accuracy objective) they are null and the reward."""
+        if "objective" not in frame.columns:
+            frame = frame.assign(objective=frame["reward"])
+        if "latency_ms" not in frame.columns:
+            frame = frame.assign(latency_ms=pd.array([pd.NA] * len(frame), dtype="Float64"))
         table = self._table(frame, CANDIDATE_SCHEMA, "candidates")
         ranks = sorted(table["rank"].to_pylist())
         if ranks != list(range(1, len(ranks) + 1)):
@@ -279,6 +290,24 @@ class RunDir:
             return from_json(self._read_bytes(path).decode("utf-8", errors="replace"))
         except GenotypeError as err:
             raise self._error(str(err), path) from None
+
+    # -- the latency table (a search whose objective weighs latency) ----------------------
+
+    def write_latency_table(self, table: Dict[str, Any]) -> None:
+        """latency.json, atomically: measured once, so that a resumed search predicts the same latencies."""
+        self._write_bytes(self.path("latency.json"), (dumps(table, indent=2) + "\n").encode())
+
+    def read_latency_table(self) -> Optional[Dict[str, Any]]:
+        path = self.path("latency.json")
+        if self._kind(path) != pafs.FileType.File:
+            return None
+        try:
+            table = loads(self._read_bytes(path))
+        except ValueError as err:
+            raise self._error(f"malformed JSON: {first_line(err)}", path) from None
+        if not isinstance(table, dict) or table.get("format") != "sase-latency":
+            raise self._error("not a latency table (format 'sase-latency')", path)
+        return table
 
     # -- ranking --------------------------------------------------------------------------
 
@@ -326,17 +355,27 @@ class RunDir:
             raise self._error(f"no successful evaluation yet ({len(log)} rows, none with status 'ok')")
         keys = {key: self._canonical_key(key) for key in log["genotype"].unique()}
         log = log.assign(genotype=log["genotype"].map(keys))
+        # Under an objective that weighs latency the objective ranks; in older logs (and under the
+        # accuracy objective, where it is the reward) the reward does.
+        weighs_latency = "latency_ms" in log.columns and log["latency_ms"].notna().any()
+        log = log.assign(objective=log["objective"] if weighs_latency else log["reward"])
         first_round = log.groupby("genotype")["round"].min()
-        stats = log[log["status"] == "ok"].groupby("genotype")["reward"].agg(["mean", "size", "max", "std"])
+        ok = log[log["status"] == "ok"].groupby("genotype")
+        stats = ok["reward"].agg(["mean", "size", "max", "std"])
         ranked = pd.DataFrame({
             "genotype": stats.index, "reward": stats["mean"].to_numpy(),
             "reward_se": (stats["std"] / stats["size"] ** 0.5).to_numpy(), "count": stats["size"].to_numpy(),
             "best_reward": stats["max"].to_numpy(), "first_round": first_round[stats.index].to_numpy(),
+            "objective": ok["objective"].mean()[stats.index].to_numpy(),
         })
-        ranked = ranked.sort_values(["reward", "genotype"], ascending=[False, True], kind="mergesort")
+        ranked = ranked.sort_values(["objective", "genotype"], ascending=[False, True], kind="mergesort")
         ranked = ranked.reset_index(drop=True)
         ops = pd.DataFrame([from_key(key).ops for key in ranked["genotype"]], columns=list(DECISION_NAMES))
         ranked = pd.concat([ranked, ops], axis=1).assign(rank=range(1, len(ranked) + 1), source="search_log")
+        if weighs_latency:
+            latency = ok["latency_ms"].mean()
+            return ranked[TOP_K_COLUMNS + ["objective", "best_reward", "first_round"]].assign(
+                latency_ms=latency[ranked["genotype"]].to_numpy())
         return ranked[TOP_K_COLUMNS + ["best_reward", "first_round"]]
 
     def _canonical_key(self, key: str) -> str:

@@ -33,6 +33,11 @@ REWARD_SCHEMA = pa.schema([
     pa.field("attempts", pa.int32()),
     pa.field("note", pa.string()),
     pa.field("phase", pa.string()),
+    # objective (docs/formats.md): the predicted latency (ms per image), multiply-adds per image, and
+    # what the controller learned from; null, null and the reward under the accuracy objective
+    pa.field("latency_ms", pa.float64()),
+    pa.field("macs", pa.int64()),
+    pa.field("objective", pa.float64()),
 ])
 PHASES = ("warmup", "search")
 
@@ -51,6 +56,8 @@ CANDIDATE_SCHEMA = pa.schema([
     pa.field("source", pa.string()),
     pa.field("params", pa.int64()),
     pa.field("val_images", pa.int64()),  # the images ``reward`` was measured on (null in runs before it was kept)
+    pa.field("latency_ms", pa.float64()),  # predicted, under an objective that weighs latency; else null
+    pa.field("objective", pa.float64()),  # what ranks: the reward itself under the accuracy objective
 ])
 
 RETRAIN_KINDS = ("candidate", "baseline")
@@ -159,4 +166,5 @@ def rank_candidates(candidates: pd.DataFrame) -> pd.DataFrame:
     images = ranked["val_images"] if "val_images" in ranked.columns else pd.Series(math.nan, index=ranked.index)
     reward = ranked["reward"].astype("float64")
     ranked = ranked.assign(reward_se=(reward * (1 - reward) / images.astype("float64")) ** 0.5)  # binomial
-    return ranked[TOP_K_COLUMNS + ["val_accuracy", "val_loss", "search_mean_reward", "params"]]
+    extra = ["objective", "latency_ms"] if "latency_ms" in ranked.columns and ranked["latency_ms"].notna().any() else []
+    return ranked[TOP_K_COLUMNS + extra + ["val_accuracy", "val_loss", "search_mean_reward", "params"]]

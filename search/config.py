@@ -12,6 +12,7 @@ import yaml
 
 from controller.warmup_sampler import WARMUP_SAMPLING
 from evaluator.config import EvaluatorConfig
+from search.objective import ObjectiveConfig
 
 POLICIES = ("rl", "ppo", "random")  # rl: REINFORCE; ppo: PPO (controller/ppo.py); random: the baseline
 # The shipped configs (package data), found by name: ``--config cifar10`` is ``search/configs/cifar10.yaml``.
@@ -55,6 +56,8 @@ class SearchConfig:
     seed: int = 0
     ray_address: Optional[str] = None
     evaluator: EvaluatorConfig = field(default_factory=lambda: EvaluatorConfig(num_cpus=2.0))
+    # What the controller maximises (search/objective.py): accuracy, or MnasNet's latency-weighted form.
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import pandas as pd
 import ray
@@ -13,6 +13,8 @@ from evaluator.worker import RewardTask
 from rundir import RunDir
 from rundir.schemas import unseparated_ranks
 from search.config import SearchConfig
+from search.costs import GenotypeCosts
+from search.objective import objective_values
 from searchspace import from_key
 
 log = logging.getLogger(__name__)
@@ -25,8 +27,9 @@ class EvaluationFailed(ValueError):
 
 
 def derive(config: SearchConfig, run_id: str, shared: Dict[str, Any], service, pool: WorkerPool,
-           rundir: RunDir) -> None:
-    """Re-score the best genotypes on the whole validation set; write candidates.parquet and winner.json."""
+           rundir: RunDir, costs: Optional[GenotypeCosts] = None) -> None:
+    """Re-score the best genotypes on the whole validation set; write candidates.parquet and winner.json,
+    ranked by the objective (the reward itself under the accuracy objective)."""
     by_mean = rundir.rank_rewards().head(config.derive_top)
     status = ray.get(service.status.remote())
     fresh = ray.get(service.propose.remote(config.derive_samples))["genotypes"]
@@ -50,18 +53,22 @@ def derive(config: SearchConfig, run_id: str, shared: Dict[str, Any], service, p
     for key, result in measured:
         seen = log_rewards[(log_rewards["genotype"] == key) & (log_rewards["status"] == "ok")]["val_accuracy"]
         g = from_key(key)
+        latency = costs.latency_ms(key) if costs is not None else None
+        objective = objective_values(config.objective, [result.reward], [latency])[0]
         rows.append({"genotype": key, **g.ops, "reward": result.reward, "val_accuracy": result.val_accuracy,
+                     "latency_ms": pd.NA if latency is None else latency, "objective": objective,
                      "val_loss": result.val_loss, "search_mean_reward": float(seen.mean()) if len(seen) else float("nan"),
                      "search_count": int(len(seen)), "source": sources[key], "params": result.params,
                      "val_images": result.images})
-    rows.sort(key=lambda r: (-r["reward"], r["genotype"]))
+    rows.sort(key=lambda r: (-r["objective"], r["genotype"]))
     for rank, row in enumerate(rows, start=1):
         row["rank"] = rank
     rundir.write_candidates(pd.DataFrame(rows))
     top = rows[0]
     ranked = rundir.top_k()
     rundir.write_winner(from_key(top["genotype"]).with_metadata(
-        run_id=run_id, rank=1, reward=top["reward"], reward_se=None if pd.isna(ranked["reward_se"].iloc[0]) else float(ranked["reward_se"].iloc[0]),
+        run_id=run_id, rank=1, reward=top["reward"], objective=top["objective"],
+        latency_ms=None if costs is None else top["latency_ms"], reward_se=None if pd.isna(ranked["reward_se"].iloc[0]) else float(ranked["reward_se"].iloc[0]),
         not_separated_from_ranks=unseparated_ranks(ranked)[0], val_accuracy=top["val_accuracy"], source=top["source"],
         search_mean_reward=top["search_mean_reward"], params=top["params"], rounds=config.rounds,
         written=datetime.now(timezone.utc).isoformat(timespec="seconds")))

@@ -21,7 +21,9 @@ from evaluator.worker import RewardResult, RewardTask, RoundTraining, TrainTask,
 from rundir import RunDir
 from search.cluster import connect
 from search.config import SearchConfig
+from search.costs import GenotypeCosts
 from search.derive import EvaluationFailed, derive
+from search.objective import objective_values
 from searchspace import from_key
 
 
@@ -50,17 +52,31 @@ def search(config: SearchConfig, rundir: RunDir, progress: bool = True) -> RunDi
             ray.get(service.load_state_dict.remote(checkpoint["controller"]))
             torch.set_rng_state(checkpoint["torch_rng"])
         rundir.drop_rounds_after(start)  # a round logged but not checkpointed is recomputed identically
+        costs = genotype_costs(config, rundir, pool)
         bar = tqdm(range(start + 1, config.rounds + 1), desc=f"search {run_id}", unit="round", disable=not progress,
                    initial=start, total=config.rounds)
         for round_number in bar:
-            shared, stats = run_round(config, run_id, round_number, shared, service, pool, rundir)
+            shared, stats = run_round(config, run_id, round_number, shared, service, pool, rundir, costs)
             save_round(rundir, round_number, shared, service)
             bar.set_postfix(best=f"{stats['best']:.4f}", entropy=f"{stats['entropy']:.3f}")
-        derive(config, run_id, shared, service, pool, rundir)
+        derive(config, run_id, shared, service, pool, rundir, costs)
     finally:
         pool.shutdown()
         ray.kill(service)
     return rundir
+
+
+def genotype_costs(config: SearchConfig, rundir: RunDir, pool: WorkerPool) -> Optional[GenotypeCosts]:
+    """Under an objective that weighs latency, the run's latency table: measured by a worker on the
+    search's device the first time and kept in the run directory, read back on resume."""
+    if not config.objective.uses_latency:
+        return None
+    batch = config.objective.batch or config.evaluator.training.batch_size
+    table = rundir.read_latency_table()
+    if table is None:
+        table = pool.latency_table(sorted({1, batch}))
+        rundir.write_latency_table(table)
+    return GenotypeCosts(table, batch, config.evaluator.combine)
 
 
 def start_controller(config: SearchConfig, run_id: str):
@@ -79,8 +95,8 @@ def save_round(rundir: RunDir, round_number: int, shared: Dict[str, Any], servic
 
 
 def run_round(config: SearchConfig, run_id: str, round_number: int, shared: Dict[str, Any], service, pool: WorkerPool,
-              rundir: RunDir) -> tuple[Dict[str, Any], Dict[str, float]]:
-    """Train the shared weights, score K samples, update the controller, log the round.
+              rundir: RunDir, costs: Optional[GenotypeCosts] = None) -> tuple[Dict[str, Any], Dict[str, float]]:
+    """Train the shared weights, score K samples, update the controller from the objective, log the round.
 
     A warm-up round (the first ``warmup_rounds``) trains and scores the warm-up sampler's genotypes
     and leaves the controller alone: no sample drawn from it, no update, its state as it was.
@@ -93,22 +109,32 @@ def run_round(config: SearchConfig, run_id: str, round_number: int, shared: Dict
     results = pool.score(shared["weights"], reward_tasks(config, round_number, proposal["genotypes"]))
     scored = [i for i, result in enumerate(results) if result.status != "failed"]
     rewards = [results[i].reward for i in scored]
+    latencies = [costs.latency_ms(results[i].genotype) for i in scored] if costs is not None else [None] * len(scored)
+    objectives = objective_values(config.objective, rewards, latencies)
     if warmup or not scored:  # no controller decision to judge: no baseline, no advantage, no entropy bonus
         nan = [float("nan")] * len(rewards)
-        stats = {"reward": rewards, "baseline": nan, "advantage": nan, "entropy": float("nan")}
+        stats = {"reward": objectives, "baseline": nan, "advantage": nan, "entropy": float("nan")}
     else:  # a failed evaluation measured nothing: the update, its baseline and top-k never see it
         stats = ray.get(service.update.remote(round_number, proposal["indices"][scored],
-                                              [proposal["genotypes"][i] for i in scored], rewards))
+                                              [proposal["genotypes"][i] for i in scored], objectives))
+    # The learner returns what it learned from (the objective with its entropy bonus): the log's
+    # ``objective``, and its ``reward`` too under the accuracy objective, as before objectives existed;
+    # under a latency objective ``reward`` stays the accuracy measured.
+    stats["objective"] = stats["reward"]
+    if costs is not None:
+        stats["reward"] = rewards
+    stats.update(latency_ms=[pd.NA if v is None else v for v in latencies],
+                 macs=[costs.macs(results[i].genotype) if costs is not None else pd.NA for i in scored])
     events = pool.take_events()
     phase = "warmup" if warmup else "search"
-    for name in ("reward", "baseline", "advantage"):
+    for name in ("reward", "baseline", "advantage", "objective", "latency_ms", "macs"):
         stats[name] = spread(stats[name], scored, len(results))
     rundir.write_round(round_number, reward_rows(run_id, round_number, proposal, results, stats, events, phase))
     if not scored:
         raise EvaluationFailed(f"round {round_number}: all {len(results)} evaluations failed, so the controller "
                                f"was not updated; the first: {results[0].notes[-1] if results[0].notes else 'failed'} "
                                f"(the round's rows are in {rundir.show(rundir.path('rewards'))}; --resume redoes it)")
-    return shared, {"best": max(rewards), "entropy": stats["entropy"]}
+    return shared, {"best": max(objectives), "entropy": stats["entropy"]}
 
 
 def spread(values: List[float], scored: List[int], count: int) -> List[Any]:
@@ -178,7 +204,8 @@ def reward_rows(run_id: str, round_number: int, proposal: Dict[str, Any], result
             "baseline": stats["baseline"][i], "advantage": stats["advantage"][i],
             "params": result.params, "status": result.status, "wall_time_s": result.wall_time_s,
             "timestamp": now, "attempts": result.attempts, "note": "; ".join(result.notes + (events if i == 0 else [])),
-            "phase": phase,
+            "phase": phase, "latency_ms": stats["latency_ms"][i], "macs": stats["macs"][i],
+            "objective": stats["objective"][i],
         })
     return rows
 

@@ -69,6 +69,10 @@ CONFIGS = {  # name -> YAML text of a bad search config
     "samples-per-update.yaml": "controller: {samples_per_update: 20}\n",
     "training-preset.yaml": "evaluator: {training: {preset: fast}}\n",
     "score-attempts.yaml": "evaluator: {score_attempts: 0}\n",
+    "objective-name.yaml": "objective: {name: flops}\n",
+    "objective-no-target.yaml": "objective: {name: mnas}\n",
+    "objective-negative-target.yaml": "objective: {name: mnas, target_ms: -1.0}\n",
+    "objective-zero-target.yaml": "objective: {name: mnas, target_ms: 0}\n",
     "tiny-data.yaml": "evaluator: {dataset: cluttered-digits, dataset_options: {train_size: 256, val_size: 64, "
                       "test_size: 64, canvas_size: 16, scale: [1.0, 2.0], cache: false}}\n",  # loads in a second
     "option-value.yaml": "evaluator: {dataset: cluttered-digits, dataset_options: {train_size: big}}\n",
@@ -182,6 +186,15 @@ CLI_CASES = {
     "search samples_per_update": ("run_rl_search", "--out {w}/new --config {w}/samples-per-update.yaml",
                                   "controller: 'samples_per_update' is not a controller setting: how many genotypes "
                                   "one update sees is the search's samples_per_round"),
+    "search unknown objective": ("run_rl_search", "--out {w}/new --config {w}/objective-name.yaml",
+                                 "objective.name must be one of accuracy, mnas, got 'flops'"),
+    "search mnas without target": ("run_rl_search", "--out {w}/new --config {w}/objective-no-target.yaml",
+                                   "objective.target_ms is required with objective.name mnas"),
+    "search negative latency target": ("run_rl_search", "--out {w}/new --config {w}/objective-negative-target.yaml",
+                                       "objective.target_ms must be above 0, got -1.0"),
+    "search zero latency target": ("run_rl_search", "--out {w}/new --config {w}/objective-zero-target.yaml",
+                                   "objective.target_ms must be above 0, got 0"),
+    "top_k pareto without latencies": ("top_k", "{w}/run --pareto", "has no latencies: its objective is accuracy"),
     "search unknown training preset": ("run_rl_search", "--out {w}/new --config {w}/training-preset.yaml",
                                        "evaluator.training.preset: unknown preset 'fast'; valid: enas"),
     "search no score attempts": ("run_rl_search", "--out {w}/new --config {w}/score-attempts.yaml",

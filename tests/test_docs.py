@@ -168,10 +168,11 @@ def search_keys() -> Dict[str, Any]:
     from evaluator.config import EvaluatorConfig
     from evaluator.training import SharedTrainingConfig
     from search.config import SearchConfig
+    from search.objective import ObjectiveConfig
 
-    search_defaults = defaults_of(SearchConfig, skip=("evaluator",))
+    search_defaults = defaults_of(SearchConfig, skip=("evaluator", "objective"))
     evaluator = SearchConfig.__dataclass_fields__["evaluator"].default_factory()  # before __post_init__ fills seed
-    return {**search_defaults,
+    return {**search_defaults, **defaults_of(ObjectiveConfig, ObjectiveConfig(), "objective."),
             **defaults_of(EvaluatorConfig, evaluator, "evaluator.", skip=("training",)),
             **defaults_of(SharedTrainingConfig, evaluator.training, "evaluator.training.")}
 

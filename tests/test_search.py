@@ -163,3 +163,43 @@ def test_status_attaches_to_a_running_search(tiny_config, tmp_path, own_cluster)
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def test_a_latency_objective_search_logs_predicted_latencies_ranks_by_mnas_and_resumes_on_its_table(
+        tiny_config, tmp_path, capsys):
+    from evaluator.latency import predict_ms
+    from search.objective import mnas
+
+    config = yaml.safe_load(Path(tiny_config).read_text())
+    config.update(rounds=3, objective={"name": "mnas", "target_ms": 1.0, "w": -0.07})
+    path = tmp_path / "mnas.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = tmp_path / "mnas"
+    finish(search(path, out))
+    table = json.loads((out / "latency.json").read_text())
+    assert table["format"] == "sase-latency" and table["batches"] == [1, 32]  # the training batch of tiny.yaml
+    log = pd.read_parquet(out / "rewards")
+    assert (log["status"] == "ok").all() and (log["macs"] > 0).all()
+    for row in log.itertuples():  # each latency is the table's prediction at the training batch
+        assert row.latency_ms == pytest.approx(predict_ms(table, row.genotype, 32, "sequential"), rel=1e-12)
+        expected = mnas(row.reward, row.latency_ms, 1.0, -0.07)
+        if row.phase == "warmup":  # no controller update: the objective as computed
+            assert row.objective == pytest.approx(expected, rel=1e-12)
+        else:  # what the controller learned from: the objective plus its entropy bonus (1e-4 x entropy)
+            assert abs(row.objective - expected) <= 1e-4 * row.entropy + 1e-12
+    candidates = pd.read_parquet(out / "candidates.parquet").sort_values("rank")
+    assert list(candidates["objective"]) == sorted(candidates["objective"], reverse=True)
+    assert (candidates["objective"] == [mnas(r, lat, 1.0, -0.07) for r, lat in
+                                        zip(candidates["reward"], candidates["latency_ms"])]).all()
+    assert load_script("top_k").main([str(out), "--pareto"]) == 0
+    front = capsys.readouterr().out.splitlines()[1:]
+    assert front and all(line.split()[1] in set(candidates["genotype"]) for line in front)
+    # resume: the stored table, not a new measurement, predicts the new round's latencies
+    stored = (out / "latency.json").read_bytes()
+    finish(search(path, out, "--resume", "--rounds", "4"))
+    assert (out / "latency.json").read_bytes() == stored
+    resumed = pd.read_parquet(out / "rewards")
+    assert sorted(resumed["round"].unique()) == [1, 2, 3, 4]
+    fourth = resumed[resumed["round"] == 4]
+    assert all(lat == pytest.approx(predict_ms(table, key, 32, "sequential"), rel=1e-12)
+               for key, lat in zip(fourth["genotype"], fourth["latency_ms"]))
