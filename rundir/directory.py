@@ -298,15 +298,9 @@ class RunDir:
         self._write_bytes(self.path("latency.json"), (dumps(table, indent=2) + "\n").encode())
 
     def read_latency_table(self) -> Optional[Dict[str, Any]]:
-        path = self.path("latency.json")
-        if self._kind(path) != pafs.FileType.File:
-            return None
-        try:
-            table = loads(self._read_bytes(path))
-        except ValueError as err:
-            raise self._error(f"malformed JSON: {first_line(err)}", path) from None
-        if not isinstance(table, dict) or table.get("format") != "sase-latency":
-            raise self._error("not a latency table (format 'sase-latency')", path)
+        table = self._read_json_object(self.path("latency.json"))
+        if table is not None and table.get("format") != "sase-latency":
+            raise self._error("not a latency table (format 'sase-latency')", self.path("latency.json"))
         return table
 
     # -- ranking --------------------------------------------------------------------------
@@ -421,16 +415,19 @@ class RunDir:
         self._write_bytes(self.path(STAGE2_FOLDER, "plan.json"), (dumps(plan, indent=2) + "\n").encode())
 
     def read_stage2_plan(self) -> Optional[Dict[str, Any]]:
-        path = self.path(STAGE2_FOLDER, "plan.json")
+        return self._read_json_object(self.path(STAGE2_FOLDER, "plan.json"))
+
+    def _read_json_object(self, path: str) -> Optional[Dict[str, Any]]:
+        """A JSON object the run directory keeps, or None when the file is not there."""
         if self._kind(path) != pafs.FileType.File:
             return None
         try:
-            plan = loads(self._read_bytes(path))
+            document = loads(self._read_bytes(path))
         except ValueError as err:
             raise self._error(f"malformed JSON: {first_line(err)}", path) from None
-        if not isinstance(plan, dict):
-            raise self._error(f"expected an object, got {type(plan).__name__}", path)
-        return plan
+        if not isinstance(document, dict):
+            raise self._error(f"expected an object, got {type(document).__name__}", path)
+        return document
 
     def write_report_file(self, name: str, data: bytes) -> str:
         """report/<name>, atomically; returns its path."""
