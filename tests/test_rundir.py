@@ -86,11 +86,15 @@ def run_script(name, *args, cwd):
 def test_round_file_has_designs_columns_and_types(run):
     run.write_round(1, LOG[1])
     schema = pq.read_schema(run.path("rewards", "round-000001.parquet"))
-    assert [(f.name, f.type) for f in schema] == DESIGN_COLUMNS + [("attempts", pa.int32()), ("note", pa.string()),
-                                                                   ("phase", pa.string())]
+    assert [(f.name, f.type) for f in schema] == DESIGN_COLUMNS + [
+        ("attempts", pa.int32()), ("note", pa.string()), ("phase", pa.string()),
+        ("latency_ms", pa.float64()), ("macs", pa.int64()), ("objective", pa.float64())]
     table = pq.read_table(run.path("rewards", "round-000001.parquet"))
     assert table["timestamp"][0].as_py().isoformat() == "2026-01-02T03:04:05.123456+00:00"
     assert table["attempts"].to_pylist() == [1, 1, 1] and table["phase"].to_pylist() == ["search"] * 3
+    # the accuracy objective: no latency, no multiply-adds, the objective is the reward
+    assert table["latency_ms"].null_count == table["macs"].null_count == 3
+    assert table["objective"].to_pylist() == table["reward"].to_pylist()
     assert table["genotype"].to_pylist() == [row["genotype"] for row in LOG[1]]
 
 
