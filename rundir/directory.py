@@ -382,9 +382,12 @@ class RunDir:
 
     def write_retrain(self, frame: pd.DataFrame) -> None:
         """retrain.parquet, atomically, one row per trial, sorted by kind, search rank, name and seed.
-        ``round`` may be left out: a stage 2 that is not a race has none."""
+        ``round`` and ``predicted_latency_ms`` may be left out: a stage 2 that is not a race has no
+        round, a run without a latency table no prediction."""
         if "round" not in frame.columns:
             frame = frame.assign(round=pd.array([pd.NA] * len(frame), dtype="Int32"))
+        if "predicted_latency_ms" not in frame.columns:
+            frame = frame.assign(predicted_latency_ms=pd.array([pd.NA] * len(frame), dtype="Float64"))
         table = self._table(frame, RETRAIN_SCHEMA, "retrain")
         bad = set(table["kind"].to_pylist()) - set(RETRAIN_KINDS)
         if bad:

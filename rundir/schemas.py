@@ -80,6 +80,7 @@ RETRAIN_SCHEMA = pa.schema([
     pa.field("macs", pa.int64()),
     pa.field("latency_ms", pa.float64()),
     pa.field("latency_ms_batch64", pa.float64()),
+    pa.field("predicted_latency_ms", pa.float64()),  # batch 1, from the run's latency table; null without one
     pa.field("wall_time_s", pa.float64()),
     pa.field("status", pa.string()),
     pa.field("error", pa.string()),

@@ -5,6 +5,7 @@ from dataclasses import asdict, fields
 from datetime import datetime, timezone
 from typing import Any, Dict, Optional, Sequence
 
+from evaluator.latency import predict_ms
 from evaluator.standalone import StandaloneConfig
 from rundir import RunDir
 from search.config import SearchConfig, saved_config
@@ -70,6 +71,16 @@ def is_raced(candidate: Dict[str, Any], known: Dict[str, Dict[str, Any]]) -> boo
     return False
 
 
+def predict_latencies(rundir: RunDir, entries: Dict[str, Dict[str, Any]]) -> None:
+    """Each entry's latency at batch 1 predicted from the run's latency table (a search whose objective
+    weighs latency has one), to set beside what stage 2 measures; None without a table."""
+    table = rundir.read_latency_table()
+    for name, entry in entries.items():
+        rule = entry["combine"] or KNOWN_COMBINE.get(name, "sequential")
+        entry["predicted_latency_ms"] = predict_ms(table, entry["genotype"], 1, rule) if table and 1 in table["batches"] \
+            else None
+
+
 def make_plan(rundir: RunDir, settings: Stage2Settings) -> Dict[str, Any]:
     """Everything a stage 2 trains and how, as JSON-ready values."""
     config = run_settings(rundir)
@@ -81,6 +92,7 @@ def make_plan(rundir: RunDir, settings: Stage2Settings) -> Dict[str, Any]:
     if race:  # a searched genotype that is a raced known module would tie with it for ever: race it once
         candidates = {name: entry for name, entry in candidates.items() if not is_raced(entry, known)}
     entries = {**candidates, **known}
+    predict_latencies(rundir, entries)
     if race and len(entries) < 2:
         raise Stage2Error(f"the race's pool has {len(entries)} model{'s' if len(entries) != 1 else ''}; it needs "
                           "two or more (the top-K genotypes and the baselines)")

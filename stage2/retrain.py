@@ -181,12 +181,13 @@ def collect_rows(results: tune.ResultGrid, plan: Dict[str, Any]) -> pd.DataFrame
             "test_accuracy": figure("test_accuracy"), "test_loss": figure("test_loss"),
             "val_accuracy": metrics.get("val_accuracy"), "val_loss": metrics.get("val_loss"),
             "params": figure("params"), "macs": figure("macs"), "latency_ms": figure("latency_ms_batch1"),
-            "latency_ms_batch64": figure("latency_ms_batch64"), "wall_time_s": figure("wall_time_s"),
+            "latency_ms_batch64": figure("latency_ms_batch64"),
+            "predicted_latency_ms": entry.get("predicted_latency_ms"), "wall_time_s": figure("wall_time_s"),
             "status": status, "error": first_line(result.error) if result.error is not None else "",
         })
     frame = pd.DataFrame(rows)
     for column in ("test_accuracy", "test_loss", "val_accuracy", "val_loss", "latency_ms", "latency_ms_batch64",
-                   "wall_time_s"):
+                   "wall_time_s", "predicted_latency_ms"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     for column in ("search_rank", "params", "macs", "round"):
         frame[column] = pd.array(frame[column].tolist(), dtype="Int64")

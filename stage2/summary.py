@@ -40,6 +40,8 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
             "test_loss_mean": ok["test_loss"].astype("float64").mean() if len(ok) else math.nan,
             "params": ok["params"].iloc[0] if len(ok) else pd.NA, "macs": ok["macs"].iloc[0] if len(ok) else pd.NA,
             "latency_ms": ok["latency_ms"].astype("float64").mean() if len(ok) else math.nan,
+            "predicted_latency_ms": (trials["predicted_latency_ms"].astype("float64").iloc[0]
+                                     if "predicted_latency_ms" in trials else math.nan),
         })
     summary = pd.DataFrame(records)
     summary["order"] = summary["kind"].map({"candidate": 0, "baseline": 1})
@@ -120,6 +122,8 @@ def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
         "params": summary["params"].map(lambda v: "-" if pd.isna(v) else f"{int(v):,}"),
         "MMACs": summary["macs"].map(lambda v: "-" if pd.isna(v) else f"{int(v) / 1e6:.2f}"),
         "ms/image": summary["latency_ms"].map(lambda v: "-" if pd.isna(v) else f"{v:.3f}"),
+        **({"predicted ms": summary["predicted_latency_ms"].map(lambda v: "-" if pd.isna(v) else f"{v:.3f}")}
+           if summary["predicted_latency_ms"].notna().any() else {}),
     })
 
 

@@ -173,3 +173,23 @@ def test_a_searched_genotype_that_is_a_raced_known_module_races_once(tmp_path):
     assert plan["entries"]["eca"]["search_rank"] == 2
     grid = make_plan(rundir, Stage2Settings(k=3, baselines=["none", "eca"], seeds=1))  # not a race: both train
     assert list(grid["entries"]) == ["rank-1", "rank-2", "rank-3", "none", "eca"]
+
+
+def test_stage_2_sets_each_models_predicted_latency_beside_the_one_it_will_measure(tmp_path):
+    from evaluator.latency import measure_table, predict_ms
+    from stage2.plan import make_plan
+    from stage2.summary import summary_table
+
+    rundir = make_run(tmp_path / "run")
+    assert all(e["predicted_latency_ms"] is None for e in make_plan(rundir, Stage2Settings(k=1, seeds=1))["entries"].values())
+    table = measure_table("resnet20", 16, 10, [1], repeats=1)
+    rundir.write_latency_table(table)
+    plan = make_plan(rundir, Stage2Settings(race=True, k=1, baselines=["none", "bam"]))
+    entries = plan["entries"]
+    assert entries["rank-1"]["predicted_latency_ms"] == predict_ms(table, POOL[0], 1, "sequential")
+    assert entries["bam"]["predicted_latency_ms"] == predict_ms(table, KNOWN["bam"].key, 1, "parallel")  # its own rule
+    assert entries["none"]["predicted_latency_ms"] == table["backbone_ms"]["1"]
+    rows = fake_rows(["none", "se"], 0).assign(
+        genotype=[KNOWN["none"].key, KNOWN["se"].key], search_rank=pd.NA, test_loss=1.0, params=1, macs=1,
+        latency_ms=1.0, predicted_latency_ms=[entries["none"]["predicted_latency_ms"], 2.0])
+    assert "predicted ms" in summary_table(summarise(rows)).columns
