@@ -135,14 +135,15 @@ def retrain(rundir: RunDir, settings: Stage2Settings, *, verbose: int = 1) -> St
         rundir.write_stage2_plan(plan)
     if plan.get("race"):
         def train_round(experiment: str, models: List[str], seed: int) -> pd.DataFrame:
-            return collect_rows(fit(make_tuner(rundir, plan, data, verbose, experiment, models, [seed])), plan)
+            return collect_rows(fit(make_tuner(rundir, plan, data, verbose, experiment, models, [seed]), plan["asha"]),
+                                plan)
 
         race_result = run_race(rundir, plan, train_round)[1]
         rows = rundir.read_retrain()  # in its file's order, also when every round was read back
         summary = summarise(rows)
         winner = race_winner(summary, plan, race_result)
     else:
-        results = fit(make_tuner(rundir, plan, data, verbose))
+        results = fit(make_tuner(rundir, plan, data, verbose), plan["asha"])
         rows = collect_rows(results, plan)
         rundir.write_retrain(rows)
         summary = summarise(rows)
@@ -151,14 +152,25 @@ def retrain(rundir: RunDir, settings: Stage2Settings, *, verbose: int = 1) -> St
     return Stage2Result(rows=rows, summary=summary, winner=winner, resumed=settings.resume)
 
 
-def fit(tuner: tune.Tuner) -> tune.ResultGrid:
+def fit(tuner: tune.Tuner, asha: bool) -> tune.ResultGrid:
     """Every trial of ``tuner`` run; Tune returns on Ctrl-C with its state saved, and nothing is final then."""
     results = tuner.fit()
-    finished = results.num_terminated + results.num_errors
+    finished = sum(is_finished(result, asha) for result in results)
     if finished < len(results):
         raise Stage2Error(f"stage 2 was interrupted with {finished} of {len(results)} trials finished; "
                           "continue it with --resume")
     return results
+
+
+def is_finished(result: Any, asha: bool) -> bool:
+    """Whether a trial ended for good: failed, or reported its test figures, or (with ASHA) was
+    stopped after reporting. Tune's own counts are not enough: after Ctrl-C it may count a trial
+    that never ran (no config, no report) as terminated."""
+    if result.error is not None:
+        return True
+    if not result.config or not result.metrics:
+        return False
+    return "test_accuracy" in result.metrics or asha
 
 
 def collect_rows(results: tune.ResultGrid, plan: Dict[str, Any]) -> pd.DataFrame:

@@ -193,3 +193,19 @@ def test_stage_2_sets_each_models_predicted_latency_beside_the_one_it_will_measu
         genotype=[KNOWN["none"].key, KNOWN["se"].key], search_rank=pd.NA, test_loss=1.0, params=1, macs=1,
         latency_ms=1.0, predicted_latency_ms=[entries["none"]["predicted_latency_ms"], 2.0])
     assert "predicted ms" in summary_table(summarise(rows)).columns
+
+
+def test_a_round_interrupted_by_ctrl_c_is_reported_as_interrupted_not_collected():
+    from types import SimpleNamespace
+
+    from stage2.retrain import fit
+
+    done = SimpleNamespace(error=None, config={"model": "se", "seed": 0}, metrics={"test_accuracy": 0.7})
+    running = SimpleNamespace(error=None, config={"model": "srm", "seed": 0}, metrics={"val_accuracy": 0.6})
+    never = SimpleNamespace(error=None, config=None, metrics=None)  # what Tune may hand back after Ctrl-C
+    tuner = SimpleNamespace(fit=lambda: [done, running, never])
+    with pytest.raises(Stage2Error, match="interrupted with 1 of 3 trials finished; continue it with --resume"):
+        fit(tuner, asha=False)
+    with pytest.raises(Stage2Error, match="interrupted with 2 of 3 trials finished"):
+        fit(tuner, asha=True)  # with ASHA a trial that reported may have been stopped by it
+    assert fit(SimpleNamespace(fit=lambda: [done]), asha=False) == [done]
