@@ -28,7 +28,7 @@ import pandas as pd  # noqa: E402
 
 from machine import describe_machine  # noqa: E402
 from rundir import RunDir  # noqa: E402
-from stage2.race import RaceSettings, race  # noqa: E402
+from stage2.race import RaceResult, RaceSettings, compared, race  # noqa: E402
 from stage2.settings import Stage2Settings  # noqa: E402
 
 RUNS = Path(__file__).resolve().parent / "runs"
@@ -38,27 +38,28 @@ BUDGET_B = {"epochs": 6, "batch_size": 64, "lr": 0.05}
 OUT = RESULTS / "race_end_to_end.json"
 
 
-class RoundNotRun(Exception):
-    """The race reached a round that retrain.parquet does not hold yet."""
-
-
-def state_so_far(rundir: RunDir, plan: Dict[str, Any]) -> Dict[str, Any]:
-    """The race's rule replayed on the finished rounds: survivors, means, drops, where it stands."""
+def state_so_far(rundir: RunDir, plan: Dict[str, Any]) -> Optional[RaceResult]:
+    """The race's rule replayed on the finished rounds (survivors, results, drops), or None before
+    the first round has finished."""
     rows = rundir.read_retrain()
-    finished = rows if rows is not None else pd.DataFrame(columns=["round", "name", "seed", "test_accuracy", "status"])
+    if rows is None or rows.empty:
+        return None
+    rounds = int(rows["round"].max())
 
     def read_round(round_number: int, names: Sequence[str], seed: int) -> Dict[str, Optional[float]]:
-        done = finished[finished["round"] == round_number]
-        if done.empty:
-            raise RoundNotRun(round_number)
+        done = rows[rows["round"] == round_number]
         return {r.name: float(r.test_accuracy) if r.status == "ok" else None for r in done.itertuples()}
 
-    survivors = list(plan["entries"])
-    try:
-        result = race(survivors, plan["seeds"], read_round, RaceSettings(**plan["race"]))
-        return {"complete": True, "rounds": int(finished["round"].max()), "result": result}
-    except RoundNotRun as stop:
-        return {"complete": False, "rounds": int(stop.args[0]) - 1, "result": None}
+    settings = RaceSettings(**{**plan["race"], "max_seeds": min(rounds, plan["race"]["max_seeds"])})
+    return race(list(plan["entries"]), plan["seeds"][:rounds], read_round, settings)
+
+
+def against_leader(state: RaceResult) -> Dict[str, Dict[str, float]]:
+    """Each model minus the current leader in points, paired over the seeds both ran (the race's own
+    test: a one-sided p of "worse than the leader"), with the round it was dropped in."""
+    leader = state.survivors[0]
+    return {name: {**compared(state, name, leader), "dropped_in_round": state.dropped.get(name)}
+            for name in state.results if name != leader and state.results[name]}
 
 
 def running_round(rundir: RunDir, rounds_finished: int) -> Dict[str, Any]:
@@ -101,14 +102,18 @@ def summary(rundir: RunDir, seconds: float) -> Dict[str, Any]:
                      "k": plan["k"], "baselines": plan["baselines"], "cpus_per_trial": plan["cpus_per_trial"],
                      "score": "test accuracy (the stand-alone table's measure)"},
         "candidates": {name: entry["genotype"] for name, entry in plan["entries"].items()},
-        "rounds_finished": state["rounds"], "runs": 0 if rows is None else len(rows),
+        "rounds_finished": len(state.seeds) if state else 0, "runs": 0 if rows is None else len(rows),
         "runs_if_every_model_ran_max_seeds": len(plan["entries"]) * plan["race"]["max_seeds"],
         "wall_seconds_total": seconds,
         "means_so_far_points": {name: {"mean": 100 * m, "seeds": int(c)} for name, (m, c) in means.iterrows()},
         "known_modules_against_12_seed_table": against_table(rows, plan) if rows is not None else {"runs": 0},
     }
+    if state:
+        document["leader_so_far"] = state.survivors[0]
+        document["survivors_so_far"] = state.survivors
+        document["against_leader_points"] = against_leader(state)
     if not document["complete"]:
-        document["running_round"] = running_round(rundir, state["rounds"])
+        document["running_round"] = running_round(rundir, document["rounds_finished"])
     if document["complete"]:
         document["verdict"] = winner.metadata["race"]
     return document
