@@ -211,6 +211,18 @@ def read_table(path: str) -> Dict[str, Any]:
     return table
 
 
+def check_fits(table: Dict[str, Any], shape: Dict[str, Any], batch: int, source: str) -> None:
+    """Refuse a table measured for another network or data shape (``shape``: arch, image_size,
+    channels, num_classes, reduction) or without ``batch``: its predictions would be of another model."""
+    for key, expected in shape.items():
+        if table.get(key) != expected:
+            raise ValueError(f"{source}: the latency table was measured for {key} {table.get(key)!r}, "
+                             f"the search's network has {expected!r}")
+    if batch not in table["batches"]:
+        raise ValueError(f"{source}: the latency table has batches {', '.join(map(str, table['batches']))}, "
+                         f"the objective predicts at batch {batch}")
+
+
 def format_table(table: Dict[str, Any]) -> str:
     """The table as a person reads it: ms per image of each op, summed over the slots, per batch."""
     batches = [str(b) for b in table["batches"]]
@@ -235,7 +247,9 @@ def parse(argv: Optional[List[str]]) -> Any:
     parser.add_argument("--out", metavar="FILE", help="write the measured table here (JSON)")
     parser.add_argument("--arch", default="resnet20")
     parser.add_argument("--image-size", type=positive_int, default=32)
-    parser.add_argument("--classes", type=positive_int, default=10)
+    parser.add_argument("--classes", type=positive_int, default=32, help="classes (default 32: the bundled styled-glyphs)")
+    parser.add_argument("--channels", type=positive_int, default=3, help="image channels (default 3)")
+    parser.add_argument("--reduction", type=positive_int, default=16, help="the excitation MLPs' reduction")
     parser.add_argument("--batch", type=positive_int, nargs="+", default=[1, 128], help="batch sizes (default 1 128)")
     parser.add_argument("--threads", type=positive_int, help="torch threads (default: torch's)")
     parser.add_argument("--repeats", type=positive_int, default=20)
@@ -251,7 +265,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     else:
         if args.threads:
             torch.set_num_threads(args.threads)
-        table = measure_table(args.arch, args.image_size, args.classes, args.batch, repeats=args.repeats)
+        table = measure_table(args.arch, args.image_size, args.classes, args.batch, repeats=args.repeats,
+                              reduction=args.reduction, channels=args.channels)
         if args.out:
             write_table(table, args.out)
     print(format_table(table))

@@ -97,6 +97,10 @@ class WorkerPool:
         """The per-op latency table, measured by one live worker (on the device the search runs on)."""
         return ray.get(self.actors[self._wait_for_live("latency_table")[0]].latency_table.remote(batches))
 
+    def network_shape(self) -> Dict[str, Any]:
+        """What a latency table must have been measured for to predict this search's network."""
+        return ray.get(self.actors[self._wait_for_live("network_shape")[0]].network_shape.remote())
+
     def initial_state(self) -> SharedState:
         return self._run("initial_state", None, [None])[0]
 

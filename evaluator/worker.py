@@ -112,6 +112,12 @@ class Evaluator:
                              combine=config.combine, gate_bias=config.gate_bias, channels=data.channels,
                              device=self.device.type)
 
+    def network_shape(self) -> Dict[str, Any]:
+        """The fields of a latency table that must match this evaluator's network and data."""
+        config, data = self.config, self.data
+        return {"arch": config.arch, "image_size": data.image_size, "channels": data.channels,
+                "num_classes": data.num_classes, "reduction": config.reduction}
+
     def initial_state(self) -> SharedState:
         """The supernet's initial weights (seeded by the config) and empty momentum."""
         return {"weights": {k: v.detach().cpu().clone() for k, v in self.supernet.state_dict().items()},

@@ -67,13 +67,20 @@ def search(config: SearchConfig, rundir: RunDir, progress: bool = True) -> RunDi
 
 
 def genotype_costs(config: SearchConfig, rundir: RunDir, pool: WorkerPool) -> Optional[GenotypeCosts]:
-    """Under an objective that weighs latency, the run's latency table: measured by a worker on the
-    search's device the first time and kept in the run directory, read back on resume."""
+    """Under an objective that weighs latency, the run's latency table: the one ``objective.latency_table``
+    names, else measured by a worker on the search's device; kept in the run directory the first
+    time and read back on resume."""
     if not config.objective.uses_latency:
         return None
     batch = config.objective.batch or config.evaluator.training.batch_size
     table = rundir.read_latency_table()
-    if table is None:
+    if table is None and config.objective.latency_table:
+        from evaluator.latency import check_fits, read_table  # torch modules the accuracy objective never needs
+
+        table = read_table(config.objective.latency_table)
+        check_fits(table, pool.network_shape(), batch, f"objective.latency_table {config.objective.latency_table}")
+        rundir.write_latency_table(table)
+    elif table is None:
         table = pool.latency_table(sorted({1, batch}))
         rundir.write_latency_table(table)
     return GenotypeCosts(table, batch, config.evaluator.combine)

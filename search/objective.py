@@ -22,14 +22,17 @@ class ObjectiveError(ValueError):
 @dataclass
 class ObjectiveConfig:
     """``name`` accuracy (the default: the reward as measured) or mnas; for mnas, ``target_ms`` (ms
-    per image), the exponent ``w``, ``hard`` for the hard form, and the ``batch`` the latency is
-    predicted at (None: the search's training batch)."""
+    per image), the exponent ``w``, ``hard`` for the hard form, the ``batch`` the latency is
+    predicted at (None: the search's training batch), and ``latency_table``: a table measured
+    beforehand (``python -m evaluator.latency --out FILE``), e.g. on the device the model will be
+    deployed on, instead of one a worker measures on the search's device (None)."""
 
     name: str = "accuracy"
     target_ms: Optional[float] = None
     w: float = -0.07
     hard: bool = False
     batch: Optional[int] = None
+    latency_table: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.name not in OBJECTIVES:

@@ -39,6 +39,22 @@ def check_settings(config: SearchConfig) -> None:
     check_evaluator(config)
 
 
+def check_latency_table(config: SearchConfig) -> None:
+    """A new run's ``objective.latency_table``: a latency table, for this network, at the objective's
+    batch. The data's shape (image size, channels, classes) is checked by a worker at the start."""
+    path = config.objective.latency_table
+    if not config.objective.uses_latency or path is None:
+        return
+    from evaluator.latency import check_fits, read_table  # torch modules the accuracy objective never needs
+
+    try:
+        table = read_table(path)
+        batch = config.objective.batch or config.evaluator.training.batch_size
+        check_fits(table, {"arch": config.evaluator.arch, "reduction": config.evaluator.reduction}, batch, path)
+    except ValueError as err:
+        raise ConfigError(f"objective.latency_table: {err}") from None
+
+
 def check_evaluator(config: SearchConfig) -> None:
     """The evaluator's dataset (name, options, data folder), network and resources."""
     evaluator = config.evaluator

@@ -32,6 +32,7 @@ from search.loop import run_id_of, search
 from search.preflight import (
     check_address,
     check_dataset_loads,
+    check_latency_table,
     check_out,
     check_resources,
     check_settings,
@@ -61,6 +62,7 @@ def resolve(config_path: Optional[str], overrides: Dict[str, Any], resume: bool)
     if rundir.exists() and rundir.rounds():
         raise RunDirError(f"{config.out} already holds a run; use --resume to continue it, or another --out")
     check_settings(config)
+    check_latency_table(config)  # a new run's only: a resumed run has its copy
     return config, rundir
 
 

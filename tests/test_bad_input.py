@@ -73,6 +73,9 @@ CONFIGS = {  # name -> YAML text of a bad search config
     "objective-no-target.yaml": "objective: {name: mnas}\n",
     "objective-negative-target.yaml": "objective: {name: mnas, target_ms: -1.0}\n",
     "objective-zero-target.yaml": "objective: {name: mnas, target_ms: 0}\n",
+    "objective-no-table.yaml": "objective: {name: mnas, target_ms: 1.0, latency_table: {w}/no-such-table.json}\n",
+    "objective-table-arch.yaml": "objective: {name: mnas, target_ms: 1.0, latency_table: {w}/table-resnet56.json}\n",
+    "objective-table-batch.yaml": "objective: {name: mnas, target_ms: 1.0, latency_table: {w}/table-batch1.json}\n",
     "tiny-data.yaml": "evaluator: {dataset: cluttered-digits, dataset_options: {train_size: 256, val_size: 64, "
                       "test_size: 64, canvas_size: 16, scale: [1.0, 2.0], cache: false}}\n",  # loads in a second
     "option-value.yaml": "evaluator: {dataset: cluttered-digits, dataset_options: {train_size: big}}\n",
@@ -96,6 +99,11 @@ FILES = {  # name -> content of a bad genotype file
     "block.json": genotype_text(block={"combine": "diagonal"}),
     "block-bias.json": genotype_text(block={"gate_bias": "high"}),
     "top-key.json": genotype_text(extra=1),
+    # latency tables whose network or batches are not the default search's (resnet20, reduction 16, batch 128)
+    "table-resnet56.json": json.dumps({"format": "sase-latency", "version": 1, "arch": "resnet56", "reduction": 16,
+                                       "batches": [1, 128]}),
+    "table-batch1.json": json.dumps({"format": "sase-latency", "version": 1, "arch": "resnet20", "reduction": 16,
+                                     "batches": [1]}),
 }
 
 
@@ -108,7 +116,7 @@ def world(tmp_path_factory) -> Path:
     (root / "afile").write_text("not a run\n")
     (root / "kept.json").write_text("a previous export\n")
     for name, text in {**CONFIGS, **FILES}.items():
-        (root / name).write_text(text)
+        (root / name).write_text(text.replace("{w}", str(root)))
     return root
 
 
@@ -194,6 +202,13 @@ CLI_CASES = {
                                        "objective.target_ms must be above 0, got -1.0"),
     "search zero latency target": ("run_rl_search", "--out {w}/new --config {w}/objective-zero-target.yaml",
                                    "objective.target_ms must be above 0, got 0"),
+    "search latency table missing": ("run_rl_search", "--out {w}/new --config {w}/objective-no-table.yaml",
+                                     "objective.latency_table: {w}/no-such-table.json: cannot read the latency table"),
+    "search latency table of another arch": ("run_rl_search", "--out {w}/new --config {w}/objective-table-arch.yaml",
+                                             "the latency table was measured for arch 'resnet56', the search's "
+                                             "network has 'resnet20'"),
+    "search latency table without the batch": ("run_rl_search", "--out {w}/new --config {w}/objective-table-batch.yaml",
+                                               "the latency table has batches 1, the objective predicts at batch 128"),
     "top_k pareto without latencies": ("top_k", "{w}/run --pareto", "has no latencies: its objective is accuracy"),
     "search unknown training preset": ("run_rl_search", "--out {w}/new --config {w}/training-preset.yaml",
                                        "evaluator.training.preset: unknown preset 'fast'; valid: enas"),

@@ -203,3 +203,26 @@ def test_a_latency_objective_search_logs_predicted_latencies_ranks_by_mnas_and_r
     fourth = resumed[resumed["round"] == 4]
     assert all(lat == pytest.approx(predict_ms(table, key, 32, "sequential"), rel=1e-12)
                for key, lat in zip(fourth["genotype"], fourth["latency_ms"]))
+
+
+def test_a_latency_table_given_in_the_config_is_kept_and_predicts_every_latency(tiny_config, tmp_path):
+    from evaluator.latency import measure_table, predict_ms, write_table
+
+    # a table "from another device": measured here, every time tripled, so a re-measurement would show
+    table = measure_table("resnet20", 32, 32, [1, 32], repeats=1)  # styled-glyphs: 32x32 images, 32 classes
+    table["backbone_ms"] = {b: 3 * ms for b, ms in table["backbone_ms"].items()}
+    table["ops"] = {decision: {op: {shape: {b: 3 * ms for b, ms in by_batch.items()} for shape, by_batch in shapes.items()}
+                               for op, shapes in ops.items()} for decision, ops in table["ops"].items()}
+    given = tmp_path / "deployment-latency.json"
+    write_table(table, str(given))
+    config = yaml.safe_load(Path(tiny_config).read_text())
+    config.update(rounds=1, derive_top=1, derive_samples=1,
+                  objective={"name": "mnas", "target_ms": 1.0, "latency_table": str(given)})
+    path = tmp_path / "given.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = tmp_path / "given"
+    finish(search(path, out))
+    assert json.loads((out / "latency.json").read_text()) == json.loads(given.read_text())
+    log = pd.read_parquet(out / "rewards")
+    assert all(lat == pytest.approx(predict_ms(table, key, 32, "sequential"), rel=1e-12)
+               for key, lat in zip(log["genotype"], log["latency_ms"]))
