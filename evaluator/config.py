@@ -8,7 +8,8 @@ from evaluator.data.registry import DEFAULT_DATASET
 from evaluator.training import SharedTrainingConfig
 from searchspace import GATE_BIAS
 
-SYNC_RULES = ("step", "round")  # search/loop.py train_shared
+SYNC_RULES = ("step", "round")
+REWARD_METRICS = ("accuracy", "likelihood")  # evaluator/training.py mean_reward  # search/loop.py train_shared
 BN_MODES = ("batch", "recalibrate")  # evaluator/worker.py Evaluator._score_one
 
 
@@ -34,6 +35,10 @@ class EvaluatorConfig:
     # round r on its own batch of val_batch_size images, (r - 1) * samples_per_round + i.
     common_reward_images: bool = True
     reward_images: int = 256  # the cost per sample of the val_batch_size batches before
+    # What a reward is: "accuracy" on the scored images, or "likelihood", exp(-cross-entropy): the
+    # geometric mean of the probability given to the true class, continuous where accuracy counts
+    # argmaxes (docs/ranking_fidelity.md measures both).
+    reward_metric: str = "accuracy"
     # BN at scoring time: "batch" (the scored batch's statistics) or "recalibrate" (SPOS: running
     # statistics re-estimated per genotype on recalibration_batches training batches, the round's).
     bn_mode: str = "batch"

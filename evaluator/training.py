@@ -127,11 +127,14 @@ def reward(supernet: Supernet, genotype: Genotype, images: torch.Tensor, labels:
     return Reward(reward=accuracy, val_accuracy=accuracy, val_loss=loss, status="ok")
 
 
-def mean_reward(parts: Sequence[Tuple[Reward, int]]) -> Reward:
-    """The reward over several batches, each weighted by its size; ``nan`` if any batch was."""
+def mean_reward(parts: Sequence[Tuple[Reward, int]], metric: str = "accuracy") -> Reward:
+    """The reward over several batches, each weighted by its size; ``nan`` if any batch was.
+    ``metric`` "accuracy": the reward is the accuracy; "likelihood": ``exp(-loss)``, the geometric
+    mean of the probability given to the true class."""
     if any(r.status != "ok" for r, _ in parts):
         return next(r for r, _ in parts if r.status != "ok")
     total = sum(n for _, n in parts)
     accuracy = sum(r.val_accuracy * n for r, n in parts) / total
     loss = sum(r.val_loss * n for r, n in parts) / total
-    return Reward(reward=accuracy, val_accuracy=accuracy, val_loss=loss, status="ok")
+    value = math.exp(-loss) if metric == "likelihood" else accuracy
+    return Reward(reward=value, val_accuracy=accuracy, val_loss=loss, status="ok")

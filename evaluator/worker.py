@@ -205,7 +205,7 @@ class Evaluator:
             with self._recalibrated(genotype, task.recalibration_seed) if recalibrate else nullcontext():
                 parts = [(reward(self.supernet, genotype, images, labels, not recalibrate), len(labels))
                          for images, labels in batches]
-            result = mean_reward(parts)
+            result = mean_reward(parts, self.config.reward_metric)
             values = (result.reward, result.val_accuracy, result.val_loss, result.status)
             scored_on = sum(count for _, count in parts)
         except RuntimeError as err:  # no reward measured: the pool tries again, the controller never sees a 0

@@ -155,17 +155,25 @@ def separation_note(ranked: pd.DataFrame) -> str:
         lines.append("rank 1 is separated from every other rank shown (more than 1.96 standard errors)")
     if unknown:
         lines.append(f"no standard error for rank{'s' if len(unknown) > 1 else ''} {', '.join(map(str, unknown))} "
-                     "(one reward, or a run from before the derive stage kept its image count)")
+                     "(one reward, a reward that is not an accuracy, or a run from before the derive stage kept "
+                     "its image count)")
     lines.append("a supernet's scores rank stand-alone accuracy only loosely: race the shortlist against the "
                  "known modules with retrain_topk.py DIR --race")
     return "\n".join(lines)
+
+
+def binomial_se(scores: pd.DataFrame, images: pd.Series) -> pd.Series:
+    """The standard error of an accuracy over ``images``; NaN (unknown) where the reward is not the
+    accuracy (``evaluator.reward_metric: likelihood``) or no image count was kept."""
+    reward = scores["reward"].astype("float64")
+    se = (reward * (1 - reward) / images.astype("float64").where(images > 0)) ** 0.5
+    return se.where(reward == scores["val_accuracy"].astype("float64"))
 
 
 def rank_candidates(candidates: pd.DataFrame) -> pd.DataFrame:
     """candidates.parquet as a top-k table: :data:`TOP_K_COLUMNS`, then what the derive stage adds."""
     ranked = candidates.rename(columns={"search_count": "count"})
     images = ranked["val_images"] if "val_images" in ranked.columns else pd.Series(math.nan, index=ranked.index)
-    reward = ranked["reward"].astype("float64")
-    ranked = ranked.assign(reward_se=(reward * (1 - reward) / images.astype("float64")) ** 0.5)  # binomial
+    ranked = ranked.assign(reward_se=binomial_se(ranked, images))
     extra = ["objective", "latency_ms"] if "latency_ms" in ranked.columns and ranked["latency_ms"].notna().any() else []
     return ranked[TOP_K_COLUMNS + extra + ["val_accuracy", "val_loss", "search_mean_reward", "params"]]

@@ -13,7 +13,7 @@ from typing import Callable, Dict, Mapping, Optional
 
 from controller.address import UnreachableAddress, check_reachable
 from controller.presets import PRESETS, from_dict as controller_config
-from evaluator.config import BN_MODES, SYNC_RULES
+from evaluator.config import BN_MODES, REWARD_METRICS, SYNC_RULES
 from evaluator.data import DATASETS, DatasetError, load_dataset
 from evaluator.models import ARCHS
 from evaluator.training import LR_SCALINGS, TRAINING_PRESETS
@@ -72,6 +72,9 @@ def check_evaluator(config: SearchConfig) -> None:
         raise ConfigError(f"evaluator.arch: unknown arch {evaluator.arch!r}; valid: {', '.join(ARCHS)}")
     if evaluator.combine not in COMBINE_RULES:
         raise ConfigError(f"evaluator.combine: unknown rule {evaluator.combine!r}; valid: {', '.join(COMBINE_RULES)}")
+    if evaluator.reward_metric not in REWARD_METRICS:
+        raise ConfigError(f"evaluator.reward_metric: unknown metric {evaluator.reward_metric!r}; "
+                          f"valid: {', '.join(REWARD_METRICS)}")
     if evaluator.sync not in SYNC_RULES:
         raise ConfigError(f"evaluator.sync: unknown rule {evaluator.sync!r}; valid: {', '.join(SYNC_RULES)}")
     if evaluator.training.preset not in TRAINING_PRESETS:

@@ -13,6 +13,7 @@ import pandas as pd
 
 from evaluator.worker import Evaluator, RewardTask
 from rundir import RunDir, RunDirError
+from rundir.schemas import binomial_se
 from search.config import saved_config
 from searchspace import KNOWN, from_key
 
@@ -47,5 +48,5 @@ def score_genotypes(rundir: RunDir, genotypes: Sequence[str]) -> pd.DataFrame:
         "genotype": r.genotype, "name": names.get(r.genotype, ""), "reward": r.reward, "val_accuracy": r.val_accuracy,
         "val_loss": r.val_loss, "val_images": r.images, "status": r.status, "note": "; ".join(r.notes)}
         for r in results])
-    frame["reward_se"] = (frame["reward"] * (1 - frame["reward"]) / frame["val_images"].where(frame["val_images"] > 0)) ** 0.5
+    frame["reward_se"] = binomial_se(frame, frame["val_images"])
     return frame.sort_values(["reward", "genotype"], ascending=[False, True], kind="mergesort").reset_index(drop=True)

@@ -1,4 +1,6 @@
 """The supernet computes exactly what the stand-alone network of each genotype computes."""
+import math
+
 import pytest
 import torch
 
@@ -109,3 +111,11 @@ def test_a_seed_draws_the_slot_in_the_order_of_the_four_sets():
     assert list(slot) == list(drawn)
     for key, value in drawn.items():
         assert torch.equal(slot[key], value), key
+
+
+def test_a_likelihood_reward_is_exp_of_minus_the_image_weighted_loss():
+    parts = [(Reward(0.5, 0.5, 1.0, "ok"), 2), (Reward(1.0, 1.0, 0.25, "ok"), 6)]
+    likelihood = mean_reward(parts, "likelihood")
+    assert likelihood.reward == pytest.approx(math.exp(-(2 * 1.0 + 6 * 0.25) / 8))
+    assert (likelihood.val_accuracy, likelihood.val_loss) == (0.875, pytest.approx(0.4375))
+    assert mean_reward(parts).reward == 0.875  # the default: the accuracy

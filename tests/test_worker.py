@@ -1,4 +1,6 @@
 """Evaluator workers: the merge rule, a 2-worker round on local Ray, and a worker killed mid-round."""
+import dataclasses
+import math
 import threading
 
 import pytest
@@ -52,6 +54,17 @@ def test_training_only_touches_the_ops_of_the_genotypes_it_ran(config):
     assert ".channel_excitation.eca." in touched and ".spatial_excitation." not in touched
     assert ".channel_excitation.fc_relu_fc." not in touched
     assert all(torch.isfinite(torch.tensor(result.losses)))
+
+
+def test_a_likelihood_reward_is_exp_of_minus_the_loss_on_the_same_images(config):
+    accuracy = Evaluator(config)
+    likelihood = Evaluator(dataclasses.replace(config, reward_metric="likelihood"))
+    weights = accuracy.initial_state()["weights"]
+    work = [RewardTask(i, key, -1) for i, key in enumerate(GENOTYPES)]
+    for plain, other in zip(accuracy.score(weights, work), likelihood.score(weights, work)):
+        assert plain.reward == plain.val_accuracy and (other.val_accuracy, other.val_loss) == (plain.val_accuracy,
+                                                                                               plain.val_loss)
+        assert other.reward == pytest.approx(math.exp(-plain.val_loss), rel=1e-12)
 
 
 def test_two_ray_workers_merge_to_the_in_process_result(config, local_ray):
