@@ -67,7 +67,7 @@ def measure_run(run: Path, truth: pd.Series, ridge: Sequence[float]) -> Dict[str
     """Each measure's tau for one finished search."""
     scores = score_genotypes(RunDir(str(run)), list(truth.index)).set_index("genotype").loc[truth.index]
     log = RunDir(str(run)).read_rewards()
-    found = {"accuracy": tau(scores["reward"], truth), "loss": tau(-scores["val_loss"], truth)}
+    found = {"accuracy": tau(scores["val_accuracy"], truth), "loss": tau(-scores["val_loss"], truth)}
     for strength in ridge:
         found[f"pooled_ridge_{strength:g}"] = tau(pooled_estimate(log, list(truth.index), strength), truth)
     return found
