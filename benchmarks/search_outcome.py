@@ -111,7 +111,7 @@ def train_winners(winners: Sequence[str], seeds: int, budget: Dict[str, Any], pa
         table = pd.concat([table, fresh], ignore_index=True)
         standalone_table.write_table(table, path)
     picks = [(f"winner-{i}", key) for i, key in enumerate(dict.fromkeys(winners))]
-    options = argparse.Namespace(address=None, workers=2, threads=1, gpus_per_trial=0.0)
+    options = standalone_table.make_parser().parse_args([])  # its defaults: 2 one-thread runs at a time on a local Ray
     return standalone_table.run_table(picks, seeds, budget, path, options)
 
 

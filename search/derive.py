@@ -5,6 +5,7 @@ import logging
 from datetime import datetime, timezone
 from typing import Any, Dict, Optional
 
+import numpy as np
 import pandas as pd
 import ray
 
@@ -24,6 +25,11 @@ class EvaluationFailed(ValueError):
     """Every evaluation of a round (or of the derive stage) failed: the search stops with one line and
     exit code 2 instead of learning from nothing. A round is logged but not checkpointed, so
     ``--resume`` computes it again."""
+
+
+def measured_rewards(rows: pd.DataFrame, metric: str) -> pd.Series:
+    """The log's rewards without the controller's entropy bonus: what the evaluator measured."""
+    return np.exp(-rows["val_loss"]) if metric == "likelihood" else rows["val_accuracy"]
 
 
 def derive(config: SearchConfig, run_id: str, shared: Dict[str, Any], service, pool: WorkerPool,
@@ -51,7 +57,8 @@ def derive(config: SearchConfig, run_id: str, shared: Dict[str, Any], service, p
                                f"{'; '.join(results[0].notes) or 'failed'} (the checkpoint is kept: --resume redoes it)")
     rows = []
     for key, result in measured:
-        seen = log_rewards[(log_rewards["genotype"] == key) & (log_rewards["status"] == "ok")]["val_accuracy"]
+        seen = measured_rewards(log_rewards[(log_rewards["genotype"] == key) & (log_rewards["status"] == "ok")],
+                                config.evaluator.reward_metric)
         g = from_key(key)
         latency = costs.latency_ms(key) if costs is not None else None
         objective = objective_values(config.objective, [result.reward], [latency])[0]

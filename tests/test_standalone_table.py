@@ -415,3 +415,16 @@ def test_the_images_fit_splits_the_interaction_variance_into_network_and_images(
     assert fit["at"]["40000"]["interaction_sd"] == pytest.approx(math.sqrt(0.09 + 600 / 40000))
     # no images' noise left: rho = 0.81 / (0.81 + 0.09) = 0.9
     assert fit["at"]["inf"] == pytest.approx({"interaction_sd": 0.3, "model_tau": 2 / math.pi * math.asin(0.9)})
+
+
+def test_search_outcome_trains_the_winners_the_reference_lacks_and_copies_the_rest(kept, tmp_path, monkeypatch):
+    import search_outcome
+
+    let_ray_workers_import_the_benchmarks(monkeypatch)
+    reference = pd.read_parquet(kept[0])
+    budget = standalone_table.make_budget(True, dataset_options={"train_size": 128, "val_size": 64, "test_size": 64})
+    winners = [KNOWN["se"].key, KNOWN["ge"].key]  # SE was trained in the reference table, GE was not
+    table = search_outcome.train_winners(winners, 1, budget, tmp_path / "winners.parquet", reference)
+    assert sorted(zip(table["genotype"], table["seed"])) == sorted((key, 0) for key in winners)
+    copied = table.set_index("genotype").loc[KNOWN["se"].key, "test_accuracy"]
+    assert copied == reference[(reference["name"] == "se") & (reference["seed"] == 0)]["test_accuracy"].item()
