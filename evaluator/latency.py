@@ -247,7 +247,8 @@ def parse(argv: Optional[List[str]]) -> Any:
     parser.add_argument("--out", metavar="FILE", help="write the measured table here (JSON)")
     parser.add_argument("--arch", default="resnet20")
     parser.add_argument("--image-size", type=positive_int, default=32)
-    parser.add_argument("--classes", type=positive_int, default=32, help="classes (default 32: the bundled styled-glyphs)")
+    parser.add_argument("--classes", type=positive_int, default=32,
+                        help="classes (default 32: the bundled styled-glyphs)")
     parser.add_argument("--channels", type=positive_int, default=3, help="image channels (default 3)")
     parser.add_argument("--reduction", type=positive_int, default=16, help="the excitation MLPs' reduction")
     parser.add_argument("--batch", type=positive_int, nargs="+", default=[1, 128], help="batch sizes (default 1 128)")

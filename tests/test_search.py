@@ -210,8 +210,11 @@ def test_a_latency_table_given_in_the_config_is_kept_and_predicts_every_latency(
 
     # a table "from another device": measured here, every time tripled, so a re-measurement would show
     table = measure_table("resnet20", 32, 32, [1, 32], repeats=1)  # styled-glyphs: 32x32 images, 32 classes
-    table["backbone_ms"] = {b: 3 * ms for b, ms in table["backbone_ms"].items()}
-    table["ops"] = {decision: {op: {shape: {b: 3 * ms for b, ms in by_batch.items()} for shape, by_batch in shapes.items()}
+    def tripled(by_batch):
+        return {b: 3 * ms for b, ms in by_batch.items()}
+
+    table["backbone_ms"] = tripled(table["backbone_ms"])
+    table["ops"] = {decision: {op: {shape: tripled(by_batch) for shape, by_batch in shapes.items()}
                                for op, shapes in ops.items()} for decision, ops in table["ops"].items()}
     given = tmp_path / "deployment-latency.json"
     write_table(table, str(given))
