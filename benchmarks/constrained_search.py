@@ -38,7 +38,7 @@ import search_outcome  # noqa: E402
 import standalone_table  # noqa: E402
 from evaluator.latency import measure_table, predict_ms, read_table, write_table  # noqa: E402
 from evaluator.models import build_model  # noqa: E402
-from evaluator.standalone import latency_ms_per_image  # noqa: E402
+from latency_prediction import timed_beside_prediction  # noqa: E402
 from machine import describe_machine  # noqa: E402
 from searchspace import load  # noqa: E402
 from stage2.race import paired_test  # noqa: E402
@@ -100,13 +100,8 @@ def measured_latencies(keys: Sequence[str], table: Dict[str, Any], kept: Path,
             continue
         torch.manual_seed(0)
         model = build_model("resnet20", 32, key, combine="sequential")
-        row = {}
-        for batch in (1, TRAINING_BATCH):
-            images = torch.randn(batch, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-            with torch.no_grad():
-                row[f"measured_ms_batch{batch}"] = latency_ms_per_image(model, images, repeats)
-            row[f"predicted_ms_batch{batch}"] = predict_ms(table, key, batch, "sequential")
-        found[key] = row
+        with torch.no_grad():
+            found[key] = timed_beside_prediction(model, key, "sequential", table, (1, TRAINING_BATCH), repeats)
     kept.write_text(json.dumps(found, indent=1))
     return found
 

@@ -31,6 +31,17 @@ TRAINING_BATCH = 128  # the default search's batch (evaluator.training.batch_siz
 TARGET_MEDIAN_ERROR = 0.10
 
 
+def timed_beside_prediction(model: torch.nn.Module, key: str, combine: str, table: dict,
+                            batches: Sequence[int], repeats: int) -> dict:
+    """The whole network timed at each batch (ms per image, 32x32 images) beside ``table``'s prediction."""
+    row = {}
+    for batch in batches:
+        images = torch.randn(batch, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+        row[f"measured_ms_batch{batch}"] = latency_ms_per_image(model, images, repeats)
+        row[f"predicted_ms_batch{batch}"] = predict_ms(table, key, batch, combine)
+    return row
+
+
 def genotypes(extra: int, seed: int = 0) -> dict:
     """The known modules by name, and ``extra`` other canonical genotypes by key."""
     known = {name: g.key for name, g in KNOWN.items()}
@@ -60,12 +71,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     for name, key in genotypes(args.random).items():
         combine = KNOWN_COMBINE.get(name, "sequential")
         model = build_model("resnet20", 10, name if name in KNOWN else key, combine=combine)
-        row = {"name": name, "genotype": key, "combine": combine}
-        for batch in batches:
-            images = torch.randn(batch, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-            row[f"measured_ms_batch{batch}"] = latency_ms_per_image(model, images, args.repeats)
-            row[f"predicted_ms_batch{batch}"] = predict_ms(table, key, batch, combine)
-        rows.append(row)
+        rows.append({"name": name, "genotype": key, "combine": combine,
+                     **timed_beside_prediction(model, key, combine, table, batches, args.repeats)})
     result = {
         "benchmark": "latency_prediction", "machine": describe_machine(),
         "settings": {"arch": "resnet20", "image_size": 32, "batches": batches, "threads": args.threads,
