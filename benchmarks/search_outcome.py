@@ -65,15 +65,17 @@ def search_config(folder: Path, changes: Dict[str, Any]) -> Optional[Path]:
     return path
 
 
-def run_search(out: Path, policy: str, seed: int, changes: Dict[str, Any], timings: Path) -> Optional[float]:
+def run_search(out: Path, policy: str, seed: int, changes: Dict[str, Any], timings: Path,
+               options: Sequence[str] = ()) -> Optional[float]:
     """One search in its own process, resumed when ``out`` holds an unfinished one; its wall seconds
-    (summed over resumptions, kept in ``timings``). A finished search is not run again."""
+    (summed over resumptions, kept in ``timings``). A finished search is not run again. ``options``:
+    more of ``run_rl_search.py``'s options, those a resume may change (resources)."""
     seconds = json.loads(timings.read_text()) if timings.exists() else {}
     if (out / "winner.json").exists():
         return seconds.get(out.name)  # None: finished by another command, not timed here
     out.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, str(ROOT / "experiments" / "run_rl_search.py"), "--out", str(out),
-               "--policy", policy, "--seed", str(seed)]
+               "--policy", policy, "--seed", str(seed), *options]
     config = search_config(out.parent, {**changes, "policy": policy, "seed": seed} if changes else {})
     if config is not None:
         command += ["--config", str(config)]

@@ -40,23 +40,35 @@ VARIANTS: Dict[str, Dict[str, Any]] = {
         "changes": {"evaluator": {"reward_metric": "likelihood"}}, "derive_ranks_by": "loss",
         "why": "ranking the default searches' derive scores by loss beat accuracy (0.32 against 0.25); "
                "as the reward, the controller also samples and trains by it"},
+    "few_shot_gate_family": {
+        "changes": {"evaluator": {"few_shot": "gate_family"}}, "derive_ranks_by": "accuracy",
+        "why": "the bias splits along gate activity (near-identity fc gates on top, modulating bn/eca gates and "
+               "squeezes as gates at the bottom): with a sub-supernet per family from round 7 on, a modulating "
+               "gate is judged on a backbone trained with modulating gates (few-shot NAS, Zhao et al. 2021)"},
+    "few_shot_spatial_branch": {
+        "changes": {"evaluator": {"few_shot": "spatial_branch"}}, "derive_ranks_by": "accuracy",
+        "why": "the other split: a spatial gate rescales every position, a channel gate every map; two "
+               "sub-supernets from round 7 on, without and with a spatial branch"},
 }
 
 
-def run_variant(name: str, seeds: int) -> Dict[str, Optional[float]]:
+def run_variant(name: str, seeds: int, cpus: Optional[float] = None) -> Dict[str, Optional[float]]:
     """The variant's searches, run or resumed or found finished; their wall seconds by run."""
     folder = RUNS / name
+    options = ["--cpus-per-worker", str(cpus)] if cpus else []
     return {f"rl-seed{s}": search_outcome.run_search(folder / f"rl-seed{s}", "rl", s, VARIANTS[name]["changes"],
-                                                     folder / "seconds.json") for s in range(seeds)}
+                                                     folder / "seconds.json", options) for s in range(seeds)}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("variant", choices=sorted(VARIANTS))
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--cpus-per-worker", type=float, help="the searches' torch threads (default: the config's 2); "
+                        "1 beside another job, so that the two do not oversubscribe the cores")
     args = parser.parse_args(argv)
     variant = VARIANTS[args.variant]
-    seconds = run_variant(args.variant, args.seeds)
+    seconds = run_variant(args.variant, args.seeds, args.cpus_per_worker)
     truth = pd.read_parquet(derive_measures.TABLE).groupby("genotype")["test_accuracy"].mean()
     start = time.perf_counter()
     runs = [RUNS / args.variant / run for run in seconds]
@@ -71,7 +83,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         "settings": {"variant": args.variant, "changes": variant["changes"], "why": variant["why"],
                      "search_seeds": args.seeds, "table": repository_path(derive_measures.TABLE),
                      "truth": "mean test accuracy over 12 seeds", "genotypes": len(truth),
-                     "derive_ranks_by": ranked_by},
+                     "derive_ranks_by": ranked_by, "cpus_per_worker": args.cpus_per_worker or "the config's"},
         "search_seconds": seconds, "winners": {run: RunDir(str(RUNS / args.variant / run)).read_winner().key
                                                for run in seconds},
         "per_run": per_run, "summary": summary,

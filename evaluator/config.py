@@ -27,6 +27,11 @@ class EvaluatorConfig:
     # one per (squeeze, excitation) pair (True); evaluator/supernet.py says why. Not a search setting
     # of the genotype: its stand-alone network is the same either way.
     excitation_per_squeeze: bool = False
+    # Few-shot supernets (evaluator/few_shot.py): "none", one supernet for every genotype; a split's
+    # name ("gate_family", "spatial_branch"), one sub-supernet per region of the space, each a copy of
+    # the one-shot supernet as it stands after few_shot_from_round rounds (0: split from the start).
+    few_shot: str = "none"
+    few_shot_from_round: int = 6
     training: SharedTrainingConfig = field(default_factory=SharedTrainingConfig)
     val_batch_size: int = 256
     # Rewards, measured in docs/ranking_fidelity.md. common_reward_images: a round's samples are all

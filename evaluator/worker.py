@@ -9,13 +9,14 @@ from __future__ import annotations
 import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
 from evaluator.allreduce import Rendezvous, ShardStatistics, free_address, process_group, synced_steps
 from evaluator.config import EvaluatorConfig
 from evaluator.data import load_dataset
+from evaluator.few_shot import FewShotSupernet
 from evaluator.supernet import Supernet, recalibrated_bn_statistics
 from evaluator.training import make_optimizer, mean_reward, reward, train_steps
 from searchspace import Genotype, from_key
@@ -95,12 +96,14 @@ class Evaluator:
         self.optimizer = make_optimizer(self.supernet, config.training)
         self._params: Dict[str, int] = {}
 
-    def initial_supernet(self, seed: int) -> Supernet:
+    def initial_supernet(self, seed: int) -> Union[Supernet, FewShotSupernet]:
         """A supernet of this config at its initial weights, drawn with ``torch.manual_seed(seed)``."""
         config = self.config
         torch.manual_seed(seed)
         supernet = Supernet(config.arch, self.data.num_classes, reduction=config.reduction, combine=config.combine,
                             gate_bias=config.gate_bias, excitation_per_squeeze=config.excitation_per_squeeze)
+        if config.few_shot != "none":
+            supernet = FewShotSupernet(supernet, config.few_shot)
         return supernet.to(self.device, memory_format=self.memory_format)
 
     def latency_table(self, batches: List[int]) -> Dict[str, Any]:

@@ -15,14 +15,15 @@ import logging
 import sys
 
 from rundir.schemas import separation_note
-from search.config import POLICIES
+from search.config import NAMED_CONFIGS, POLICIES
 from search.start import run_from_command_line
 from searchspace.cli import ArgumentParser, user_errors_exit_2
 
 
 def parse(argv):
     parser = ArgumentParser(prog="run_rl_search.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", help="a YAML file, or a shipped config by name: cifar10, default, smoke "
+    shipped = ", ".join(sorted(path.stem for path in NAMED_CONFIGS.glob("*.yaml")))
+    parser.add_argument("--config", help=f"a YAML file, or a shipped config by name: {shipped} "
                                          "(default: the built-in small search)")
     parser.add_argument("--out", help="run directory: a path or a filesystem URI (s3://..., gs://...)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")

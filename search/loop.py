@@ -15,6 +15,7 @@ from controller.presets import ControllerConfig, from_dict as controller_config,
 from controller.service import NAMESPACE, ControllerService, actor_name
 from controller.warmup_sampler import SCORE_STREAM, TRAIN_STREAM, warmup_genotypes
 from evaluator.data import derived_seed, shard_seed
+from evaluator.few_shot import split_when_due
 from evaluator.pool import WorkerPool
 from evaluator.training import learning_rate, lr_scale
 from evaluator.worker import RewardResult, RewardTask, RoundTraining, TrainTask, merge
@@ -184,6 +185,7 @@ def train_shared(config: SearchConfig, round_number: int, shared: Dict[str, Any]
     (version 1): the steps are split over the workers, which start from the same weights and are
     merged by the mean of their deltas (issue 14: two workers then advance no faster than one).
     """
+    shared = split_when_due(shared, config.evaluator.few_shot, config.evaluator.few_shot_from_round, round_number)
     lr = learning_rate(config.evaluator.training, round_number - 1)
     seeds = [shard_seed(config.seed, round_number, w) for w in range(config.workers)]
     if config.evaluator.sync == "step":

@@ -66,6 +66,8 @@ CONFIGS = {  # name -> YAML text of a bad search config
     "warmup-sampling.yaml": "warmup_sampling: greedy\n",
     "reward-images.yaml": "evaluator: {reward_images: 0}\n",
     "bn-mode.yaml": "evaluator: {bn_mode: running}\n",
+    "few-shot.yaml": "evaluator: {few_shot: by_squeeze}\n",
+    "few-shot-round.yaml": "evaluator: {few_shot: gate_family, few_shot_from_round: -1}\n",
     "collective-timeout.yaml": "evaluator: {collective_timeout_s: 0}\n",
     "samples-per-update.yaml": "controller: {samples_per_update: 20}\n",
     "training-preset.yaml": "evaluator: {training: {preset: fast}}\n",
@@ -220,6 +222,11 @@ CLI_CASES = {
     "search unknown config name": ("run_rl_search", "--out {w}/new --config cifar", "config 'cifar' is neither a file in "),
     "search unknown BN mode": ("run_rl_search", "--out {w}/new --config {w}/bn-mode.yaml",
                                "evaluator.bn_mode: unknown mode 'running'; valid: batch, recalibrate"),
+    "search unknown few-shot split": ("run_rl_search", "--out {w}/new --config {w}/few-shot.yaml",
+                                      "evaluator.few_shot: unknown split 'by_squeeze'; valid: none, gate_family, "
+                                      "spatial_branch"),
+    "search few-shot split before round 0": ("run_rl_search", "--out {w}/new --config {w}/few-shot-round.yaml",
+                                             "evaluator.few_shot_from_round: must be at least 0, got -1"),
     # resume: what would change the results is refused, naming each key
     "resume without out": ("run_rl_search", "--resume", "--resume needs --out DIR"),
     "resume nothing there": ("run_rl_search", "--resume --out {w}/empty", "nothing to resume"),
