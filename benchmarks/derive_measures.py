@@ -63,9 +63,15 @@ def tau(score: Sequence[float], truth: Sequence[float]) -> float:
     return float(stats.kendalltau(score, truth).statistic)
 
 
-def measure_run(run: Path, truth: pd.Series, ridge: Sequence[float]) -> Dict[str, float]:
-    """Each measure's tau for one finished search."""
-    scores = score_genotypes(RunDir(str(run)), list(truth.index)).set_index("genotype").loc[truth.index]
+def truth_scores(run: Path, truth: pd.Series) -> pd.DataFrame:
+    """The derive stage's scores of the truth's genotypes on a finished search, in the truth's order."""
+    return score_genotypes(RunDir(str(run)), list(truth.index)).set_index("genotype").loc[truth.index]
+
+
+def measure_run(run: Path, truth: pd.Series, ridge: Sequence[float],
+                scores: Optional[pd.DataFrame] = None) -> Dict[str, float]:
+    """Each measure's tau for one finished search (``scores``: its :func:`truth_scores`, if at hand)."""
+    scores = truth_scores(run, truth) if scores is None else scores
     log = RunDir(str(run)).read_rewards()
     found = {"accuracy": tau(scores["val_accuracy"], truth), "loss": tau(-scores["val_loss"], truth)}
     for strength in ridge:

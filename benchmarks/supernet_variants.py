@@ -32,6 +32,7 @@ import derive_measures  # noqa: E402
 import search_outcome  # noqa: E402
 from machine import describe_machine  # noqa: E402
 from rundir import RunDir  # noqa: E402
+from searchspace import from_key  # noqa: E402
 
 RUNS = Path(__file__).resolve().parent / "runs" / "supernet_variants"
 # name -> (the settings changed from the default, what the derive stage ranks by under it, why)
@@ -60,6 +61,42 @@ def run_variant(name: str, seeds: int, cpus: Optional[float] = None) -> Dict[str
                                                      folder / "seconds.json", options) for s in range(seeds)}
 
 
+def few_shot_measures(split_name: str, scores: Dict[Path, pd.DataFrame], truth: pd.Series) -> Dict[str, Any]:
+    """Where a few-shot variant's ranking is won or lost: tau within each shot's region (its own
+    supernets, and the default's seeded searches scored alike), and the share of each run's scored
+    samples in each region after the split (the controller trains a shot as often as it samples it)."""
+    from evaluator.config import EvaluatorConfig
+    from evaluator.few_shot import SPLITS
+
+    split = SPLITS[split_name]
+    region = pd.Series([split.region(from_key(k)) for k in truth.index], index=truth.index)
+    after = EvaluatorConfig().few_shot_from_round
+    default_runs = [derive_measures.SEEDED / f"rl-seed{s}" for s in range(len(scores))]
+    default_scores = [derive_measures.truth_scores(run, truth) for run in default_runs]
+
+    def within(frames: Sequence[pd.DataFrame], shot: int) -> list:
+        members = region.index[region == shot]
+        return [derive_measures.tau(f.loc[members, "val_accuracy"], truth[members]) for f in frames]
+
+    def sample_shares(run: Path) -> list:
+        log = RunDir(str(run)).read_rewards()
+        later = log[log["round"] > after]["genotype"].map(lambda k: split.region(from_key(k)))
+        return [float((later == shot).mean()) for shot in range(split.shots)]
+
+    return {"regions": split.regions, "from_round": after,
+            "table_genotypes_per_region": [int((region == shot).sum()) for shot in range(split.shots)],
+            "tau_within_region": {str(shot): {"variant": within(list(scores.values()), shot),
+                                              "default": within(default_scores, shot)} for shot in range(split.shots)},
+            "sample_share_after_split": {"variant": [sample_shares(run) for run in scores],
+                                         "default": [sample_shares(run) for run in default_runs]},
+            "truth_mean_per_region_points": [100 * float(truth[region == s].mean()) for s in range(split.shots)],
+            "score_mean_per_region_points": {
+                "variant": [100 * statistics.fmean(float(f.loc[region == s, "val_accuracy"].mean())
+                                                   for f in scores.values()) for s in range(split.shots)],
+                "default": [100 * statistics.fmean(float(f.loc[region == s, "val_accuracy"].mean())
+                                                   for f in default_scores) for s in range(split.shots)]}}
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("variant", choices=sorted(VARIANTS))
@@ -72,7 +109,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     truth = pd.read_parquet(derive_measures.TABLE).groupby("genotype")["test_accuracy"].mean()
     start = time.perf_counter()
     runs = [RUNS / args.variant / run for run in seconds]
-    per_run = {repository_path(run): derive_measures.measure_run(run, truth, derive_measures.RIDGE) for run in runs}
+    scores = {run: derive_measures.truth_scores(run, truth) for run in runs}
+    per_run = {repository_path(run): derive_measures.measure_run(run, truth, derive_measures.RIDGE, scores[run])
+               for run in runs}
     measures = list(next(iter(per_run.values())))
     summary = {m: {"mean": statistics.fmean(r[m] for r in per_run.values()),
                    "per_run": [r[m] for r in per_run.values()]} for m in measures}
@@ -91,6 +130,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         "tau_mean_as_its_derive_stage_ranks": summary[ranked_by]["mean"],
         "beats_default": summary[ranked_by]["mean"] > default["accuracy"]["mean"],
         "scoring_seconds": time.perf_counter() - start}
+    few_shot = variant["changes"].get("evaluator", {}).get("few_shot")
+    if few_shot:
+        result["few_shot"] = few_shot_measures(few_shot, scores, truth)
     write_result(RESULTS / f"supernet_variant_{args.variant}.json", result)
     shown = ("search_seconds", "winners", "tau_mean_as_its_derive_stage_ranks", "beats_default")
     show_result({k: result[k] for k in shown} | {"summary": {m: round(v["mean"], 3) for m, v in summary.items()}})
