@@ -46,6 +46,11 @@ VARIANTS: Dict[str, Dict[str, Any]] = {
         "why": "the bias splits along gate activity (near-identity fc gates on top, modulating bn/eca gates and "
                "squeezes as gates at the bottom): with a sub-supernet per family from round 7 on, a modulating "
                "gate is judged on a backbone trained with modulating gates (few-shot NAS, Zhao et al. 2021)"},
+    "few_shot_gate_family_balanced": {
+        "changes": {"evaluator": {"few_shot": "gate_family", "few_shot_training": "balanced"}},
+        "derive_ranks_by": "accuracy",
+        "why": "few_shot_gate_family's controller sampled the modulating region 5-10 % of the time after the split, "
+               "so that sub-supernet stopped learning: here each sub-supernet gets half of every round's steps"},
     "few_shot_spatial_branch": {
         "changes": {"evaluator": {"few_shot": "spatial_branch"}}, "derive_ranks_by": "accuracy",
         "why": "the other split: a spatial gate rescales every position, a channel gate every map; two "

@@ -32,6 +32,10 @@ class EvaluatorConfig:
     # the one-shot supernet as it stands after few_shot_from_round rounds (0: split from the start).
     few_shot: str = "none"
     few_shot_from_round: int = 6
+    # With a split, which genotypes train the shots after it: "controller", those the controller
+    # samples (a shot it rarely samples stops learning); "balanced", every shot an equal share of a
+    # round's steps, short shots filled with uniform draws from their region (search/shot_balance.py).
+    few_shot_training: str = "controller"
     training: SharedTrainingConfig = field(default_factory=SharedTrainingConfig)
     val_batch_size: int = 256
     # Rewards, measured in docs/ranking_fidelity.md. common_reward_images: a round's samples are all

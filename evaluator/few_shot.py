@@ -59,6 +59,7 @@ SPLITS: Dict[str, Split] = {
     "spatial_branch": Split("spatial_branch", 2, spatial_branch, "0: no spatial branch; 1: a spatial branch"),
 }
 FEW_SHOT = ("none", *SPLITS)  # evaluator.few_shot; "none": the one-shot supernet
+FEW_SHOT_TRAINING = ("controller", "balanced")  # evaluator.few_shot_training; search/shot_balance.py
 
 
 class FewShotSupernet(nn.Module):

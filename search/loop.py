@@ -15,7 +15,7 @@ from controller.presets import ControllerConfig, from_dict as controller_config,
 from controller.service import NAMESPACE, ControllerService, actor_name
 from controller.warmup_sampler import SCORE_STREAM, TRAIN_STREAM, warmup_genotypes
 from evaluator.data import derived_seed, shard_seed
-from evaluator.few_shot import split_when_due
+from evaluator.few_shot import SPLITS, split_when_due
 from evaluator.pool import WorkerPool
 from evaluator.training import learning_rate, lr_scale
 from evaluator.worker import RewardResult, RewardTask, RoundTraining, TrainTask, merge
@@ -25,6 +25,7 @@ from search.config import SearchConfig
 from search.costs import GenotypeCosts
 from search.derive import EvaluationFailed, derive
 from search.objective import objective_values
+from search.shot_balance import balanced_training
 from searchspace import from_key
 
 
@@ -111,6 +112,10 @@ def run_round(config: SearchConfig, run_id: str, round_number: int, shared: Dict
     """
     warmup = round_number <= config.warmup_rounds
     training = propose(config, service, round_number, config.train_steps, TRAIN_STREAM)["genotypes"]
+    evaluator = config.evaluator
+    if (evaluator.few_shot != "none" and evaluator.few_shot_training == "balanced"
+            and round_number > evaluator.few_shot_from_round):
+        training = balanced_training(training, SPLITS[evaluator.few_shot], config.seed, round_number)
     shared = train_shared(config, round_number, shared, training, pool)
 
     proposal = propose(config, service, round_number, config.samples_per_round, SCORE_STREAM)

@@ -14,7 +14,7 @@ from typing import Callable, Dict, Mapping, Optional
 from controller.address import UnreachableAddress, check_reachable
 from controller.presets import PRESETS, from_dict as controller_config
 from evaluator.config import BN_MODES, REWARD_METRICS, SYNC_RULES
-from evaluator.few_shot import FEW_SHOT
+from evaluator.few_shot import FEW_SHOT, FEW_SHOT_TRAINING
 from evaluator.data import DATASETS, DatasetError, load_dataset
 from evaluator.models import ARCHS
 from evaluator.training import LR_SCALINGS, TRAINING_PRESETS
@@ -94,6 +94,9 @@ def check_evaluator(config: SearchConfig) -> None:
             raise ConfigError(f"evaluator.{name}: must be at least 1, got {getattr(evaluator, name)}")
     if evaluator.few_shot not in FEW_SHOT:
         raise ConfigError(f"evaluator.few_shot: unknown split {evaluator.few_shot!r}; valid: {', '.join(FEW_SHOT)}")
+    if evaluator.few_shot_training not in FEW_SHOT_TRAINING:
+        raise ConfigError(f"evaluator.few_shot_training: unknown rule {evaluator.few_shot_training!r}; "
+                          f"valid: {', '.join(FEW_SHOT_TRAINING)}")
     if evaluator.few_shot_from_round < 0:
         raise ConfigError(f"evaluator.few_shot_from_round: must be at least 0, got {evaluator.few_shot_from_round}")
     if evaluator.bn_mode not in BN_MODES:

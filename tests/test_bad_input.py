@@ -67,6 +67,7 @@ CONFIGS = {  # name -> YAML text of a bad search config
     "reward-images.yaml": "evaluator: {reward_images: 0}\n",
     "bn-mode.yaml": "evaluator: {bn_mode: running}\n",
     "few-shot.yaml": "evaluator: {few_shot: by_squeeze}\n",
+    "few-shot-training.yaml": "evaluator: {few_shot: gate_family, few_shot_training: uniform}\n",
     "few-shot-round.yaml": "evaluator: {few_shot: gate_family, few_shot_from_round: -1}\n",
     "collective-timeout.yaml": "evaluator: {collective_timeout_s: 0}\n",
     "samples-per-update.yaml": "controller: {samples_per_update: 20}\n",
@@ -225,6 +226,9 @@ CLI_CASES = {
     "search unknown few-shot split": ("run_rl_search", "--out {w}/new --config {w}/few-shot.yaml",
                                       "evaluator.few_shot: unknown split 'by_squeeze'; valid: none, gate_family, "
                                       "spatial_branch"),
+    "search unknown few-shot training": ("run_rl_search", "--out {w}/new --config {w}/few-shot-training.yaml",
+                                         "evaluator.few_shot_training: unknown rule 'uniform'; valid: controller, "
+                                         "balanced"),
     "search few-shot split before round 0": ("run_rl_search", "--out {w}/new --config {w}/few-shot-round.yaml",
                                              "evaluator.few_shot_from_round: must be at least 0, got -1"),
     # resume: what would change the results is refused, naming each key

@@ -17,6 +17,7 @@ from evaluator.supernet import Supernet
 from evaluator.training import train_steps
 from experiments_paths import SEARCH_SCRIPT, VOLATILE
 from rundir import RunDir
+from search.shot_balance import balanced_training
 from searchspace import KNOWN, from_key
 from tiny_run import write_search_config
 
@@ -108,6 +109,21 @@ def test_every_split_covers_the_space_with_its_shots():
         assert regions == set(range(split.shots)), split.name
 
 
+def test_balanced_training_gives_every_shot_its_share_keeping_the_controllers_own_first():
+    split = SPLITS["gate_family"]
+    controller = NEAR_IDENTITY * 2 + MODULATING[:1]  # 11 steps, 1 in the modulating region
+    keys = balanced_training(controller, split, seed=0, round_number=3)
+    regions = [split.region(from_key(k)) for k in keys]
+    assert len(keys) == 11 and regions.count(0) == 6 and regions.count(1) == 5
+    assert regions[:10] == [0, 1] * 5  # interleaved shot by shot
+    assert [k for k in keys if split.region(from_key(k)) == 0] == controller[:6]
+    assert keys[1] == MODULATING[0] and all(from_key(k).key == k for k in keys)
+    assert balanced_training(controller, split, seed=0, round_number=3) == keys  # a resume draws the same
+    assert balanced_training(controller, split, seed=0, round_number=4) != keys
+    assert balanced_training(NEAR_IDENTITY[:2] + MODULATING[:2], split, 0, 1) == [
+        NEAR_IDENTITY[0], MODULATING[0], NEAR_IDENTITY[1], MODULATING[1]]  # nothing to fill: the controller's
+
+
 def search(config, out, *extra):
     return subprocess.Popen([sys.executable, str(SEARCH_SCRIPT), "--config", str(config), "--out", str(out), "--quiet",
                              *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -122,7 +138,7 @@ def finish(process):
 def few_shot_config(tmp_path_factory):
     path = write_search_config(tmp_path_factory.mktemp("few-shot"), rounds=3, derive=2, seed=1, warmup=0)
     config = yaml.safe_load(path.read_text())
-    config["evaluator"].update(few_shot="gate_family", few_shot_from_round=1)
+    config["evaluator"].update(few_shot="gate_family", few_shot_from_round=1, few_shot_training="balanced")
     path.write_text(yaml.safe_dump(config))
     return path
 
