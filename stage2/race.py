@@ -189,7 +189,7 @@ def verdict(result: RaceResult, known: Sequence[str], alpha: float,
     best_known = max(raced_known, key=lambda name: (statistics.fmean(result.results[name].values()), name))
     found["best_known"] = best_known
     if "none" in result.results and winner != "none":
-        found["against_none"] = compared(result, winner, "none")
+        found["against_none"] = compared(result, "none", winner)  # none minus winner, as against_best_known
     tied = [name for name in result.survivors if name != winner]
     if winner in known:
         searched_left = [name for name in tied if name not in known]
