@@ -70,12 +70,12 @@ def few_shot_measures(split_name: str, scores: Dict[Path, pd.DataFrame], truth: 
     """Where a few-shot variant's ranking is won or lost: tau within each shot's region (its own
     supernets, and the default's seeded searches scored alike), and the share of each run's scored
     samples in each region after the split (the controller trains a shot as often as it samples it)."""
-    from evaluator.config import EvaluatorConfig
     from evaluator.few_shot import SPLITS
+    from search.config import saved_config
 
     split = SPLITS[split_name]
     region = pd.Series([split.region(from_key(k)) for k in truth.index], index=truth.index)
-    after = EvaluatorConfig().few_shot_from_round
+    after = saved_config(RunDir(str(next(iter(scores)))).read_config()).evaluator.few_shot_from_round
     default_runs = [derive_measures.SEEDED / f"rl-seed{s}" for s in range(len(scores))]
     default_scores = [derive_measures.truth_scores(run, truth) for run in default_runs]
 

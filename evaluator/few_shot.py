@@ -110,10 +110,15 @@ def split_shared(shared: Dict[str, Dict[str, torch.Tensor]]) -> Dict[str, Dict[s
     return {"weights": weights, "momentum": copied(shared["momentum"])}
 
 
+def split_by(few_shot: str, from_round: int, round_number: int) -> bool:
+    """Whether round ``round_number`` of a search with these settings trains sub-supernets apart."""
+    return few_shot != "none" and round_number > from_round
+
+
 def split_when_due(shared: Dict[str, Dict[str, torch.Tensor]], few_shot: str, from_round: int,
                    round_number: int) -> Dict[str, Dict[str, torch.Tensor]]:
     """``shared`` split into its shots if round ``round_number`` is the first after ``from_round``
     and the split has not happened (a resumed search finds it in its checkpoint), else as it was."""
-    if few_shot == "none" or round_number <= from_round or bool(shared["weights"]["split_done"]):
+    if not split_by(few_shot, from_round, round_number) or bool(shared["weights"]["split_done"]):
         return shared
     return split_shared(shared)

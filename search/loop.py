@@ -15,7 +15,7 @@ from controller.presets import ControllerConfig, from_dict as controller_config,
 from controller.service import NAMESPACE, ControllerService, actor_name
 from controller.warmup_sampler import SCORE_STREAM, TRAIN_STREAM, warmup_genotypes
 from evaluator.data import derived_seed, shard_seed
-from evaluator.few_shot import SPLITS, split_when_due
+from evaluator.few_shot import SPLITS, split_by, split_when_due
 from evaluator.pool import WorkerPool
 from evaluator.training import learning_rate, lr_scale
 from evaluator.worker import RewardResult, RewardTask, RoundTraining, TrainTask, merge
@@ -113,8 +113,8 @@ def run_round(config: SearchConfig, run_id: str, round_number: int, shared: Dict
     warmup = round_number <= config.warmup_rounds
     training = propose(config, service, round_number, config.train_steps, TRAIN_STREAM)["genotypes"]
     evaluator = config.evaluator
-    if (evaluator.few_shot != "none" and evaluator.few_shot_training == "balanced"
-            and round_number > evaluator.few_shot_from_round):
+    if evaluator.few_shot_training == "balanced" and split_by(evaluator.few_shot, evaluator.few_shot_from_round,
+                                                              round_number):
         training = balanced_training(training, SPLITS[evaluator.few_shot], config.seed, round_number)
     shared = train_shared(config, round_number, shared, training, pool)
 

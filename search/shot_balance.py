@@ -38,9 +38,9 @@ def balanced_training(keys: List[str], split: Split, seed: int, round_number: in
         if draw == MAX_FILL_DRAWS:
             raise RuntimeError(f"few-shot split {split.name}: {MAX_FILL_DRAWS} uniform draws did not fill every shot")
         raw = uniform_indices(space.sizes, seed, FILL_STREAM, (round_number - 1) * MAX_FILL_DRAWS + draw, 1)
-        key = space.decode(space.canonicalise(raw))[0].key
-        shot = split.region(from_key(key))
+        genotype = space.decode(space.canonicalise(raw))[0]
+        shot = split.region(genotype)
         if len(chosen[shot]) < quotas[shot]:
-            chosen[shot].append(key)
+            chosen[shot].append(genotype.key)
         draw += 1
     return [c[i] for i in range(max(quotas)) for c in chosen if i < len(c)]
