@@ -40,10 +40,12 @@ from common import RESULTS, fail, repository_path, show_result, write_result  # 
 
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
 from scipy import stats  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from evaluator.training import SharedTrainingConfig, make_optimizer, mean_reward, reward, train_steps  # noqa: E402
+from evaluator.supernet import AttentionSlot  # noqa: E402
+from evaluator.training import Reward, SharedTrainingConfig, make_optimizer, mean_reward, reward, train_steps  # noqa: E402
 from evaluator.worker import Evaluator  # noqa: E402
 from machine import describe_machine  # noqa: E402
 from reward_fidelity import evaluator_of, is_run, variant_folder  # noqa: E402
@@ -53,21 +55,43 @@ import standalone_table  # noqa: E402
 WARMUP_4_RUNS = [variant_folder("warmup-4", seed) for seed in range(3)]
 
 
-def finetuned_accuracy(evaluator: Evaluator, key: str, steps: int, lr: float) -> float:
-    """Whole-split validation accuracy of ``key`` after ``steps`` SGD steps of its own (fresh momentum,
-    constant ``lr``, the training batches of seed 0) on the shared weights, which are restored after."""
+TRAINED = ("all", "attention_bn")  # --train: every shared weight, or the correction's attention and BN parameters
+
+
+def correction_parameters(supernet: nn.Module) -> List[nn.Parameter]:
+    """The per-genotype correction's parameters: every attention slot's (only the genotype's ops get
+    gradients) and every batch norm's scale and shift; the backbone's convolutions and classifier stay."""
+    chosen: Dict[int, nn.Parameter] = {}
+    for module in supernet.modules():
+        if isinstance(module, (AttentionSlot, nn.modules.batchnorm._BatchNorm)):
+            chosen.update({id(p): p for p in module.parameters()})
+    return list(chosen.values())
+
+
+def finetuned_reward(evaluator: Evaluator, key: str, steps: int, lr: float, train: str = "all",
+                     batch_size: Optional[int] = None) -> Reward:
+    """Whole-split validation reward (accuracy and loss) of ``key`` after ``steps`` SGD steps of its own
+    (fresh momentum, constant ``lr``, the training batches of seed 0) on the shared weights (``train``
+    "all") or on the correction's parameters only ("attention_bn"); the weights are restored after."""
     supernet, data, config = evaluator.supernet, evaluator.data, evaluator.config
     genotype = from_key(key)
     saved = {k: v.clone() for k, v in supernet.state_dict().items()}
+    frozen = [] if train == "all" else [p for p in supernet.parameters()
+                                        if id(p) not in {id(q) for q in correction_parameters(supernet)}]
     try:
         if steps:
+            for parameter in frozen:
+                parameter.requires_grad_(False)
             optimizer = make_optimizer(supernet, config.training)
-            batches = data.train_batches(config.training.batch_size, steps, seed=0, memory_format=evaluator.memory_format)
+            batches = data.train_batches(batch_size or config.training.batch_size, steps, seed=0,
+                                         memory_format=evaluator.memory_format)
             train_steps(supernet, optimizer, batches, [genotype] * steps, lr, config.training.grad_clip)
         parts = [(reward(supernet, genotype, images, labels), len(labels)) for images, labels in
                  data.batches("val", config.reward_images, shuffle=False, memory_format=evaluator.memory_format)]
-        return mean_reward(parts).val_accuracy
+        return mean_reward(parts)
     finally:
+        for parameter in frozen:
+            parameter.requires_grad_(True)
         supernet.load_state_dict(saved)
 
 
@@ -95,10 +119,11 @@ def ground_truth(paths: Sequence[Path]) -> pd.Series:
     return runs.groupby("genotype")["test_accuracy"].mean()
 
 
-def tau(scores: pd.DataFrame, truth: pd.Series) -> float:
-    """Kendall's tau of one (run, steps) group's accuracies against ``truth`` over its genotypes."""
-    accuracy = scores.set_index("genotype")["accuracy"].loc[truth.index]
-    return float(stats.kendalltau(accuracy, truth).statistic)
+def tau(scores: pd.DataFrame, truth: pd.Series, by: str = "accuracy") -> float:
+    """Kendall's tau of one (run, steps) group's accuracies (``by`` "loss": its losses, lowest first)
+    against ``truth`` over its genotypes."""
+    score = scores.set_index("genotype")[by].loc[truth.index]
+    return float(stats.kendalltau(-score if by == "loss" else score, truth).statistic)
 
 
 def summarise(scores: pd.DataFrame, truth: pd.Series) -> List[Dict[str, Any]]:
@@ -118,8 +143,17 @@ def summarise(scores: pd.DataFrame, truth: pd.Series) -> List[Dict[str, Any]]:
                          "tau_of_mean_accuracy": tau(group[group["run"].isin(per_run)].groupby("genotype", as_index=False)
                                                      ["accuracy"].mean(), truth),
                          "accuracy_mean": float(group["accuracy"].mean()),
+                         **by_loss(group[group["run"].isin(per_run)], truth),
                          "seconds_per_genotype": float(group["seconds"].mean())})
     return rows
+
+
+def by_loss(group: pd.DataFrame, truth: pd.Series) -> Dict[str, Any]:
+    """Tau by loss per run and its mean, where the group's rows have losses (rows of earlier versions have none)."""
+    if "loss" not in group or group["loss"].isna().any():
+        return {}
+    per_run = {run: tau(part, truth, "loss") for run, part in group.groupby("run", sort=False)}
+    return {"tau_by_loss_per_run": per_run, "tau_by_loss_mean": statistics.mean(per_run.values())}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -127,6 +161,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--runs", type=Path, nargs="+", default=WARMUP_4_RUNS)
     parser.add_argument("--steps", type=int, nargs="+", default=[0, 20, 80], help="fine-tuning steps per genotype")
     parser.add_argument("--lr", type=float, default=0.01, help="constant learning rate of the fine-tuning")
+    parser.add_argument("--train", choices=TRAINED, default="all",
+                        help="what the steps train: every shared weight (all, the default) or the attention and BN parameters (attention_bn)")
+    parser.add_argument("--batch-size", type=int, default=SharedTrainingConfig().batch_size,
+                        help="images per fine-tuning step (default: the search's)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--scratch", type=int, nargs="*", metavar="INIT_SEED",
                         help="the control: start from initial weights (the first run's config) drawn with these seeds (default 0)")
@@ -137,12 +175,17 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     for run in args.runs:
         if not is_run(run):
             fail(f"--runs {run}: not a search's run directory (no checkpoints/)")
-    if any(s < 0 for s in args.steps) or args.lr <= 0:
-        fail(f"--steps {' '.join(map(str, args.steps))} --lr {args.lr}: steps must be >= 0 and lr > 0")
+    if any(s < 0 for s in args.steps) or args.lr <= 0 or args.batch_size < 1:
+        fail(f"--steps {' '.join(map(str, args.steps))} --lr {args.lr} --batch-size {args.batch_size}: "
+             "steps must be >= 0, lr > 0 and the batch size >= 1")
     torch.set_num_threads(args.threads)
     truth = ground_truth(args.truth)
     scores_path = RESULTS / "finetune_fidelity_scores.parquet"
-    scores = pd.read_parquet(scores_path) if scores_path.exists() else pd.DataFrame(columns=["run", "steps", "genotype"])
+    scores = pd.read_parquet(scores_path) if scores_path.exists() else pd.DataFrame(columns=["run", "steps", "genotype", "lr"])
+    # rows of earlier versions trained every weight at the search's batch size and kept no loss
+    scores = scores.assign(**{column: scores[column] if column in scores else value for column, value in
+                              [("train", "all"), ("batch_size", SharedTrainingConfig().batch_size), ("loss", float("nan"))]})
+    setting = (scores["lr"] == args.lr) & (scores["train"] == args.train) & (scores["batch_size"] == args.batch_size)
     if args.scratch is None:
         runs = [(repository_path(run), lambda run=run: evaluator_of(run)) for run in args.runs]
     else:
@@ -151,27 +194,29 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     for label, load in runs:
         evaluator = None  # loaded only when this run has genotypes left to score
         for steps in plan:
-            done = set(scores.loc[(scores["run"] == label) & (scores["steps"] == steps), "genotype"])
+            done = set(scores.loc[setting & (scores["run"] == label) & (scores["steps"] == steps), "genotype"])
             left = [g for g in truth.index if g not in done]
             if left and evaluator is None:
                 evaluator = load()
             rows = []
             for key in tqdm(left, desc=f"{Path(label).name}, {steps} steps", unit="genotype"):
                 start = time.perf_counter()
-                accuracy = finetuned_accuracy(evaluator, key, steps, args.lr)
-                rows.append({"run": label, "steps": steps, "lr": args.lr, "genotype": key, "accuracy": accuracy,
+                scored = finetuned_reward(evaluator, key, steps, args.lr, args.train, args.batch_size)
+                rows.append({"run": label, "steps": steps, "lr": args.lr, "train": args.train, "batch_size": args.batch_size,
+                             "genotype": key, "accuracy": scored.val_accuracy, "loss": scored.val_loss,
                              "seconds": time.perf_counter() - start})
             if rows:
                 scores = pd.concat([scores, pd.DataFrame(rows)], ignore_index=True)
                 standalone_table.write_table(scores, scores_path)
+                setting = (scores["lr"] == args.lr) & (scores["train"] == args.train) & (scores["batch_size"] == args.batch_size)
             result = {"benchmark": "finetune_fidelity", "machine": describe_machine(),
-                      "settings": {"lr": args.lr, "batch_size": SharedTrainingConfig().batch_size,
+                      "settings": {"lr": args.lr, "batch_size": args.batch_size, "train": args.train,
                                    "optimizer": "the search's SGD (Nesterov 0.9, L2 2.5e-4), fresh momentum",
                                    "train_batches": "seed 0, the same for every genotype",
                                    "scoring": "whole validation split, BN batch statistics",
                                    "truth": f"{', '.join(p.name for p in args.truth)}: mean test accuracy over seeds"},
                       "genotypes": int(len(truth)),
-                      "by_steps": summarise(scores[(scores["lr"] == args.lr) & scores["genotype"].isin(truth.index)], truth)}
+                      "by_steps": summarise(scores[setting & scores["genotype"].isin(truth.index)], truth)}
             write_result(RESULTS / f"{args.result}.json", result)
     show_result(result)
 

@@ -51,6 +51,10 @@ VARIANTS: Dict[str, Dict[str, Any]] = {
         "derive_ranks_by": "accuracy",
         "why": "few_shot_gate_family's controller sampled the modulating region 5-10 % of the time after the split, "
                "so that sub-supernet stopped learning: here each sub-supernet gets half of every round's steps"},
+    "likelihood_few_shot_gate_family": {
+        "changes": {"evaluator": {"reward_metric": "likelihood", "few_shot": "gate_family"}}, "derive_ranks_by": "loss",
+        "why": "the two that beat the default, combined: likelihood as the reward (0.36) and the gate-family split "
+               "(0.32); the likelihood controller may starve the modulating sub-supernet less"},
     "few_shot_spatial_branch": {
         "changes": {"evaluator": {"few_shot": "spatial_branch"}}, "derive_ranks_by": "accuracy",
         "why": "the other split: a spatial gate rescales every position, a channel gate every map; two "

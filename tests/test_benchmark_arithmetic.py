@@ -443,12 +443,32 @@ def test_finetuning_a_candidate_puts_the_shared_weights_back(tmp_path):
     first, second = "gap|bn|mean|conv7x7", "gap|fc_relu_fc|none|none"
     plain = mean_reward([(reward(evaluator.supernet, from_key(second), x, y), len(y))
                          for x, y in evaluator.data.batches("val", 64, shuffle=False)]).val_accuracy
-    assert finetune_fidelity.finetuned_accuracy(evaluator, second, 0, 0.05) == plain
-    alone = finetune_fidelity.finetuned_accuracy(evaluator, second, 3, 0.05)
-    finetune_fidelity.finetuned_accuracy(evaluator, first, 3, 0.05)
-    assert finetune_fidelity.finetuned_accuracy(evaluator, second, 3, 0.05) == alone
+    assert finetune_fidelity.finetuned_reward(evaluator, second, 0, 0.05).val_accuracy == plain
+    alone = finetune_fidelity.finetuned_reward(evaluator, second, 3, 0.05)
+    finetune_fidelity.finetuned_reward(evaluator, first, 3, 0.05)
+    assert finetune_fidelity.finetuned_reward(evaluator, second, 3, 0.05) == alone
+    corrected = finetune_fidelity.finetuned_reward(evaluator, second, 3, 0.05, train="attention_bn", batch_size=16)
+    assert corrected.val_loss != alone.val_loss
     for name, tensor in evaluator.supernet.state_dict().items():
         assert torch.equal(tensor, before[name]), name
+    assert all(p.requires_grad for p in evaluator.supernet.parameters())  # the correction's freezing is undone
+
+
+def test_the_correction_trains_attention_and_batch_norm_only():
+    """The per-genotype correction moves the attention ops' weights and every BN scale and shift,
+    never a backbone convolution or the classifier."""
+    import finetune_fidelity
+    from evaluator.supernet import Supernet
+
+    torch.manual_seed(0)
+    supernet = Supernet(num_classes=4)
+    chosen = {id(p) for p in finetune_fidelity.correction_parameters(supernet)}
+    modules = dict(supernet.named_modules())
+    for name, parameter in supernet.named_parameters():
+        owner = modules[name.rsplit(".", 1)[0]]
+        wanted = ".attention." in name or isinstance(owner, torch.nn.BatchNorm2d)
+        assert (id(parameter) in chosen) == wanted, name
+    assert id(supernet.network.layer1[0].conv1.weight) not in chosen and id(supernet.network.fc.weight) not in chosen
 
 
 def test_finetune_summary_keeps_the_scratch_control_apart_and_skips_unfinished_runs():
@@ -471,6 +491,19 @@ def test_finetune_summary_keeps_the_scratch_control_apart_and_skips_unfinished_r
     assert summary[("search", 80)]["tau_per_run"] == {"/r0": pytest.approx(1.0)}  # /r1 has 2 of 3 genotypes
     assert summary[("scratch", 80)]["tau_mean"] == pytest.approx(-1.0)
     assert summary[("scratch-5068642", 80)]["tau_mean"] == pytest.approx(1.0)  # another draw order, apart
+
+
+def test_finetune_summary_ranks_by_loss_where_the_rows_have_losses():
+    import pandas as pd
+    import finetune_fidelity
+
+    truth = pd.Series({"a": 0.7, "b": 0.6, "c": 0.5})
+    rows = [{"run": "/r0", "steps": 200, "genotype": g, "accuracy": 0.5, "loss": loss, "seconds": 1.0}
+            for g, loss in zip("abc", [0.9, 1.2, 1.0])]  # by loss a, then c, then b: one pair of three swapped
+    (row,) = finetune_fidelity.summarise(pd.DataFrame(rows), truth)
+    assert row["tau_by_loss_mean"] == pytest.approx(1 / 3)
+    (old,) = finetune_fidelity.summarise(pd.DataFrame(rows).assign(loss=float("nan")), truth)
+    assert "tau_by_loss_mean" not in old  # rows of earlier versions kept no loss
 
 
 def test_finetune_fidelity_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
