@@ -198,17 +198,16 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             left = [g for g in truth.index if g not in done]
             if left and evaluator is None:
                 evaluator = load()
-            rows = []
+                torch.set_num_threads(args.threads)  # the evaluator set the run's CPUs
             for key in tqdm(left, desc=f"{Path(label).name}, {steps} steps", unit="genotype"):
                 start = time.perf_counter()
                 scored = finetuned_reward(evaluator, key, steps, args.lr, args.train, args.batch_size)
-                rows.append({"run": label, "steps": steps, "lr": args.lr, "train": args.train, "batch_size": args.batch_size,
-                             "genotype": key, "accuracy": scored.val_accuracy, "loss": scored.val_loss,
-                             "seconds": time.perf_counter() - start})
-            if rows:
-                scores = pd.concat([scores, pd.DataFrame(rows)], ignore_index=True)
-                standalone_table.write_table(scores, scores_path)
-                setting = (scores["lr"] == args.lr) & (scores["train"] == args.train) & (scores["batch_size"] == args.batch_size)
+                row = {"run": label, "steps": steps, "lr": args.lr, "train": args.train, "batch_size": args.batch_size,
+                       "genotype": key, "accuracy": scored.val_accuracy, "loss": scored.val_loss,
+                       "seconds": time.perf_counter() - start}
+                scores = pd.concat([scores, pd.DataFrame([row])], ignore_index=True)
+                standalone_table.write_table(scores, scores_path)  # each genotype saved: a stopped run resumes
+            setting = (scores["lr"] == args.lr) & (scores["train"] == args.train) & (scores["batch_size"] == args.batch_size)
             result = {"benchmark": "finetune_fidelity", "machine": describe_machine(),
                       "settings": {"lr": args.lr, "batch_size": args.batch_size, "train": args.train,
                                    "optimizer": "the search's SGD (Nesterov 0.9, L2 2.5e-4), fresh momentum",
