@@ -40,12 +40,11 @@ from common import RESULTS, fail, repository_path, show_result, write_result  # 
 
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-import torch.nn as nn  # noqa: E402
 from scipy import stats  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from evaluator.supernet import AttentionSlot  # noqa: E402
-from evaluator.training import Reward, SharedTrainingConfig, make_optimizer, mean_reward, reward, train_steps  # noqa: E402
+from evaluator.correction import CORRECTION_BATCH_SEED, corrected  # noqa: E402
+from evaluator.training import Reward, SharedTrainingConfig, mean_reward, reward  # noqa: E402
 from evaluator.worker import Evaluator  # noqa: E402
 from machine import describe_machine  # noqa: E402
 from reward_fidelity import evaluator_of, is_run, variant_folder  # noqa: E402
@@ -58,41 +57,20 @@ WARMUP_4_RUNS = [variant_folder("warmup-4", seed) for seed in range(3)]
 TRAINED = ("all", "attention_bn")  # --train: every shared weight, or the correction's attention and BN parameters
 
 
-def correction_parameters(supernet: nn.Module) -> List[nn.Parameter]:
-    """The per-genotype correction's parameters: every attention slot's (only the genotype's ops get
-    gradients) and every batch norm's scale and shift; the backbone's convolutions and classifier stay."""
-    chosen: Dict[int, nn.Parameter] = {}
-    for module in supernet.modules():
-        if isinstance(module, (AttentionSlot, nn.modules.batchnorm._BatchNorm)):
-            chosen.update({id(p): p for p in module.parameters()})
-    return list(chosen.values())
-
-
 def finetuned_reward(evaluator: Evaluator, key: str, steps: int, lr: float, train: str = "all",
                      batch_size: Optional[int] = None) -> Reward:
     """Whole-split validation reward (accuracy and loss) of ``key`` after ``steps`` SGD steps of its own
-    (fresh momentum, constant ``lr``, the training batches of seed 0) on the shared weights (``train``
-    "all") or on the correction's parameters only ("attention_bn"); the weights are restored after."""
+    (``evaluator/correction.py``: fresh momentum, constant ``lr``, the training batches of seed 0, as
+    the derive stage's correction) on every shared weight (``train`` "all") or on the correction's
+    attention and BN parameters ("attention_bn"); the weights are restored after."""
     supernet, data, config = evaluator.supernet, evaluator.data, evaluator.config
     genotype = from_key(key)
-    saved = {k: v.clone() for k, v in supernet.state_dict().items()}
-    frozen = [] if train == "all" else [p for p in supernet.parameters()
-                                        if id(p) not in {id(q) for q in correction_parameters(supernet)}]
-    try:
-        if steps:
-            for parameter in frozen:
-                parameter.requires_grad_(False)
-            optimizer = make_optimizer(supernet, config.training)
-            batches = data.train_batches(batch_size or config.training.batch_size, steps, seed=0,
-                                         memory_format=evaluator.memory_format)
-            train_steps(supernet, optimizer, batches, [genotype] * steps, lr, config.training.grad_clip)
+    batches = data.train_batches(batch_size or config.training.batch_size, steps, seed=CORRECTION_BATCH_SEED,
+                                 memory_format=evaluator.memory_format)
+    with corrected(supernet, genotype, batches, steps, lr, config.training, every_weight=train == "all"):
         parts = [(reward(supernet, genotype, images, labels), len(labels)) for images, labels in
                  data.batches("val", config.reward_images, shuffle=False, memory_format=evaluator.memory_format)]
-        return mean_reward(parts)
-    finally:
-        for parameter in frozen:
-            parameter.requires_grad_(True)
-        supernet.load_state_dict(saved)
+    return mean_reward(parts)
 
 
 def scratch(run: Path, seed: int) -> Callable[[], Evaluator]:

@@ -52,6 +52,12 @@ class EvaluatorConfig:
     # statistics re-estimated per genotype on recalibration_batches training batches, the round's).
     bn_mode: str = "batch"
     recalibration_batches: int = 4
+    # Per-genotype correction before a whole-split score (the derive stage, experiments/score.py;
+    # evaluator/correction.py): correction_steps SGD steps at a constant correction_lr on the
+    # genotype's attention ops and every BN scale and shift, the same training batches for every
+    # genotype, the shared weights restored after. 0: off. Rounds' rewards are never corrected.
+    correction_steps: int = 0
+    correction_lr: float = 0.05
     channels_last: bool = True
     # The generated dataset and its validation split: fixed across search seeds, so that searches of
     # different seeds score the same images (their results pair) and the stand-alone tables' images.

@@ -15,6 +15,7 @@ import torch
 
 from evaluator.allreduce import Rendezvous, ShardStatistics, free_address, process_group, synced_steps
 from evaluator.config import EvaluatorConfig
+from evaluator.correction import CORRECTION_BATCH_SEED, corrected
 from evaluator.data import load_dataset
 from evaluator.few_shot import FewShotSupernet
 from evaluator.supernet import Supernet, recalibrated_bn_statistics
@@ -204,8 +205,10 @@ class Evaluator:
             batches = self.data.batches("val", batch_size, shuffle=False, device=self.device,
                                         memory_format=self.memory_format)
         recalibrate = self.config.bn_mode == "recalibrate"
+        correct = task.batch < 0 and self.config.correction_steps > 0  # whole-split scores only
         try:
-            with self._recalibrated(genotype, task.recalibration_seed) if recalibrate else nullcontext():
+            with self._corrected(genotype) if correct else nullcontext(), \
+                    self._recalibrated(genotype, task.recalibration_seed) if recalibrate else nullcontext():
                 parts = [(reward(self.supernet, genotype, images, labels, not recalibrate), len(labels))
                          for images, labels in batches]
             result = mean_reward(parts, self.config.reward_metric)
@@ -229,6 +232,13 @@ class Evaluator:
                 torch.cuda.empty_cache()  # what the failed batch held, before the pool's next try
             return f"out of memory on {self.device} scoring {genotype} at batch size {batch_size}: {text}"
         return f"{type(err).__name__} scoring {genotype} at batch size {batch_size}: {text}"
+
+    def _corrected(self, genotype: Genotype) -> AbstractContextManager[None]:
+        """The supernet after ``correction_steps`` steps of ``genotype``'s own (evaluator/correction.py)."""
+        steps = self.config.correction_steps
+        batches = self.data.train_batches(self.config.training.batch_size, steps, seed=CORRECTION_BATCH_SEED,
+                                          device=self.device, memory_format=self.memory_format)
+        return corrected(self.supernet, genotype, batches, steps, self.config.correction_lr, self.config.training)
 
     def _recalibrated(self, genotype: Genotype, seed: int) -> AbstractContextManager[None]:
         """BN running statistics of ``genotype`` from ``recalibration_batches`` training batches fixed

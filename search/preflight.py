@@ -92,6 +92,10 @@ def check_evaluator(config: SearchConfig) -> None:
     for name in ("reduction", "val_batch_size", "reward_images", "recalibration_batches", "score_attempts"):
         if getattr(evaluator, name) < 1:
             raise ConfigError(f"evaluator.{name}: must be at least 1, got {getattr(evaluator, name)}")
+    if evaluator.correction_steps < 0:
+        raise ConfigError(f"evaluator.correction_steps: must be at least 0, got {evaluator.correction_steps}")
+    if not math.isfinite(evaluator.correction_lr) or evaluator.correction_lr <= 0:
+        raise ConfigError(f"evaluator.correction_lr: must be a number > 0, got {evaluator.correction_lr}")
     if evaluator.few_shot not in FEW_SHOT:
         raise ConfigError(f"evaluator.few_shot: unknown split {evaluator.few_shot!r}; valid: {', '.join(FEW_SHOT)}")
     if evaluator.few_shot_training not in FEW_SHOT_TRAINING:

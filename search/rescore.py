@@ -7,7 +7,7 @@ the benchmarks measure the supernet with the code the search uses.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import pandas as pd
 
@@ -36,12 +36,15 @@ def genotype_key(text: str) -> str:
     return KNOWN[text].key if text in KNOWN else from_key(text).key
 
 
-def score_genotypes(rundir: RunDir, genotypes: Sequence[str]) -> pd.DataFrame:
+def score_genotypes(rundir: RunDir, genotypes: Sequence[str], correction_steps: Optional[int] = None) -> pd.DataFrame:
     """Each genotype's whole-validation-split reward, accuracy and loss, best first; ``name`` is the
     known module's where the genotype is one (the supernet scores ops: a known module's own combine
-    rule, BAM's parallel one, is the run's here)."""
+    rule, BAM's parallel one, is the run's here). ``correction_steps``: the per-genotype correction's
+    steps instead of the run's ``evaluator.correction_steps`` (evaluator/correction.py)."""
     keys = list(dict.fromkeys(genotype_key(text) for text in genotypes))
     evaluator = run_evaluator(rundir)
+    if correction_steps is not None:
+        evaluator.config.correction_steps = correction_steps
     results = evaluator.score(evaluator.supernet.state_dict(), [RewardTask(i, key, -1) for i, key in enumerate(keys)])
     names = {module.key: name for name, module in reversed(list(KNOWN.items()))}
     frame = pd.DataFrame([{

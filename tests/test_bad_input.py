@@ -69,6 +69,8 @@ CONFIGS = {  # name -> YAML text of a bad search config
     "few-shot.yaml": "evaluator: {few_shot: by_squeeze}\n",
     "few-shot-training.yaml": "evaluator: {few_shot: gate_family, few_shot_training: uniform}\n",
     "few-shot-round.yaml": "evaluator: {few_shot: gate_family, few_shot_from_round: -1}\n",
+    "correction-steps.yaml": "evaluator: {correction_steps: -1}\n",
+    "correction-lr.yaml": "evaluator: {correction_steps: 200, correction_lr: 0}\n",
     "collective-timeout.yaml": "evaluator: {collective_timeout_s: 0}\n",
     "samples-per-update.yaml": "controller: {samples_per_update: 20}\n",
     "training-preset.yaml": "evaluator: {training: {preset: fast}}\n",
@@ -231,6 +233,10 @@ CLI_CASES = {
                                          "balanced"),
     "search few-shot split before round 0": ("run_rl_search", "--out {w}/new --config {w}/few-shot-round.yaml",
                                              "evaluator.few_shot_from_round: must be at least 0, got -1"),
+    "search negative correction steps": ("run_rl_search", "--out {w}/new --config {w}/correction-steps.yaml",
+                                         "evaluator.correction_steps: must be at least 0, got -1"),
+    "search correction at lr 0": ("run_rl_search", "--out {w}/new --config {w}/correction-lr.yaml",
+                                  "evaluator.correction_lr: must be a number > 0, got 0"),
     # resume: what would change the results is refused, naming each key
     "resume without out": ("run_rl_search", "--resume", "--resume needs --out DIR"),
     "resume nothing there": ("run_rl_search", "--resume --out {w}/empty", "nothing to resume"),
@@ -276,6 +282,7 @@ CLI_CASES = {
     "score nothing asked": ("score", "{w}/run", "one of the arguments --genotypes --known --file is required"),
     "score missing list": ("score", "{w}/run --file {w}/nope.txt", "cannot read it"),
     "score out in a missing folder": ("score", "{w}/run --known --out {w}/nope/s.parquet", "its folder does not exist"),
+    "score negative correction": ("score", "{w}/run --known --correction-steps -5", "--correction-steps -5: must be at least 0"),
     # python -m searchspace validate, python -m controller status
     "validate missing file": ("searchspace", "validate {w}/none.json", "cannot read"),
     "validate unknown command": ("searchspace", "check {w}/nan.json", "invalid choice"),

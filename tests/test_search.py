@@ -88,6 +88,21 @@ def test_score_rates_genotypes_on_a_finished_run_as_its_derive_stage_did(uninter
     assert len(capsys.readouterr().out.splitlines()) == 1 + len(searchspace.KNOWN)
 
 
+def test_score_corrects_each_genotype_when_asked_and_leaves_the_run_as_it_was(uninterrupted, tmp_path):
+    out, _ = uninterrupted
+    checkpoints = {path.name: path.read_bytes() for path in (out / "checkpoints").iterdir()}
+    score = load_script("score").main
+    keys = ["srm", "gap|bn|mean|conv7x7"]
+    assert score([str(out), "--genotypes", *keys, "--out", str(tmp_path / "plain.parquet")]) == 0
+    for name in ("corrected", "again"):
+        assert score([str(out), "--genotypes", *keys, "--correction-steps", "3", "--out", str(tmp_path / f"{name}.parquet")]) == 0
+    plain, corrected, again = (pd.read_parquet(tmp_path / f"{n}.parquet").set_index("genotype").sort_index()
+                               for n in ("plain", "corrected", "again"))
+    assert (corrected["val_loss"] != plain["val_loss"]).all()
+    pd.testing.assert_frame_equal(corrected, again)  # the same correction batches: the same scores
+    assert {path.name: path.read_bytes() for path in (out / "checkpoints").iterdir()} == checkpoints
+
+
 def test_a_second_search_into_the_same_directory_is_refused(uninterrupted, tiny_config):
     out, _ = uninterrupted
     before = table(out)
