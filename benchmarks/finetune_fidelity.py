@@ -13,7 +13,15 @@ The untrained supernets scored while the supernet drew its attention ops in anot
 and summarised apart from today's ``scratch``.
 
     python benchmarks/finetune_fidelity.py [--runs DIR ...] [--steps 0 20 80] [--lr 0.01] [--threads 2]
-        [--scratch [INIT_SEED ...]]
+        [--train all|attention_bn] [--batch-size 128] [--scratch [INIT_SEED ...]]
+
+``--train attention_bn`` is the derive stage's per-genotype correction (``evaluator/correction.py``,
+``evaluator.correction_steps``): only the genotype's attention ops and every BN scale and shift
+move. The correction as measured for docs/ranking_fidelity.md:
+
+    python benchmarks/finetune_fidelity.py --runs benchmarks/runs/search_outcome_seeded/default/rl-seed{0,1,2} \
+        --steps 200 --lr 0.05 --train attention_bn --truth benchmarks/results/standalone_table_12seeds.parquet \
+        --result finetune_correction
 
 ``--runs`` defaults to the three RL run directories of the default search as it was measured here,
 with 4 warm-up rounds (``reward_fidelity.py``'s ``warmup-4`` variant, search seeds 0-2).
