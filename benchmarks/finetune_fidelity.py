@@ -142,6 +142,11 @@ def by_loss(group: pd.DataFrame, truth: pd.Series) -> Dict[str, Any]:
     return {"tau_by_loss_per_run": per_run, "tau_by_loss_mean": statistics.mean(per_run.values())}
 
 
+def same_setting(scores: pd.DataFrame, args: argparse.Namespace) -> pd.Series:
+    """The rows measured with this invocation's learning rate, trained parameters and batch size."""
+    return (scores["lr"] == args.lr) & (scores["train"] == args.train) & (scores["batch_size"] == args.batch_size)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, nargs="+", default=WARMUP_4_RUNS)
@@ -171,7 +176,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     # rows of earlier versions trained every weight at the search's batch size and kept no loss
     scores = scores.assign(**{column: scores[column] if column in scores else value for column, value in
                               [("train", "all"), ("batch_size", SharedTrainingConfig().batch_size), ("loss", float("nan"))]})
-    setting = (scores["lr"] == args.lr) & (scores["train"] == args.train) & (scores["batch_size"] == args.batch_size)
+    setting = same_setting(scores, args)
     if args.scratch is None:
         runs = [(repository_path(run), lambda run=run: evaluator_of(run)) for run in args.runs]
     else:
@@ -193,7 +198,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                        "seconds": time.perf_counter() - start}
                 scores = pd.concat([scores, pd.DataFrame([row])], ignore_index=True)
                 standalone_table.write_table(scores, scores_path)  # each genotype saved: a stopped run resumes
-            setting = (scores["lr"] == args.lr) & (scores["train"] == args.train) & (scores["batch_size"] == args.batch_size)
+            setting = same_setting(scores, args)
             result = {"benchmark": "finetune_fidelity", "machine": describe_machine(),
                       "settings": {"lr": args.lr, "batch_size": args.batch_size, "train": args.train,
                                    "optimizer": "the search's SGD (Nesterov 0.9, L2 2.5e-4), fresh momentum",
