@@ -52,10 +52,11 @@ from scipy import stats  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from evaluator.correction import CORRECTION_BATCH_SEED, corrected  # noqa: E402
+from evaluator.few_shot import SPLITS  # noqa: E402
 from evaluator.training import Reward, SharedTrainingConfig, mean_reward, reward  # noqa: E402
 from evaluator.worker import Evaluator  # noqa: E402
 from machine import describe_machine  # noqa: E402
-from reward_fidelity import evaluator_of, is_run, variant_folder  # noqa: E402
+from reward_fidelity import evaluator_of, is_run, mean_ceilings, variant_folder  # noqa: E402
 from searchspace import from_key  # noqa: E402
 import standalone_table  # noqa: E402
 
@@ -90,9 +91,9 @@ def scratch(run: Path, seed: int) -> Callable[[], Evaluator]:
     return load
 
 
-def ground_truth(paths: Sequence[Path]) -> pd.Series:
-    """Mean stand-alone test accuracy per genotype over the tables at ``paths`` (a genotype in several:
-    all its runs); exit 2 when a table is missing or lacks the columns."""
+def truth_runs(paths: Sequence[Path]) -> pd.DataFrame:
+    """The stand-alone runs (genotype, seed, test accuracy) of the tables at ``paths``, a genotype in
+    several with all its runs; exit 2 when a table is missing or lacks the columns."""
     tables = []
     for path in paths:
         if not path.is_file():
@@ -101,8 +102,42 @@ def ground_truth(paths: Sequence[Path]) -> pd.Series:
         if not {"genotype", "seed", "test_accuracy"} <= set(table.columns):
             fail(f"--truth {path}: want the columns genotype, seed and test_accuracy (a stand-alone table)")
         tables.append(table[["genotype", "seed", "test_accuracy"]])
-    runs = pd.concat(tables, ignore_index=True).drop_duplicates(["genotype", "seed"])
-    return runs.groupby("genotype")["test_accuracy"].mean()
+    return pd.concat(tables, ignore_index=True).drop_duplicates(["genotype", "seed"])
+
+
+def ground_truth(paths: Sequence[Path]) -> pd.Series:
+    """Mean stand-alone test accuracy per genotype over the tables at ``paths``."""
+    return truth_runs(paths).groupby("genotype")["test_accuracy"].mean()
+
+
+def gate_families(runs: pd.DataFrame) -> Dict[str, Any]:
+    """The stand-alone side of :func:`within_families`: per gate family (near-identity, modulating), its
+    genotypes, mean accuracy and what one stand-alone seed ranks within it against the other seeds' mean."""
+    split = SPLITS["gate_family"]
+    family = runs["genotype"].map(lambda key: split.region(from_key(key)))
+    return {"families": split.regions,
+            "genotypes": [int(runs.loc[family == f, "genotype"].nunique()) for f in range(split.shots)],
+            "truth_mean_points": [100 * float(runs[family == f].groupby("genotype")["test_accuracy"].mean().mean())
+                                  for f in range(split.shots)],
+            "one_seed_against_rest_tau": [mean_ceilings(runs[family == f])["one_seed_against_rest_tau"]
+                                          for f in range(split.shots)]}
+
+
+def within_families(group: pd.DataFrame, truth: pd.Series) -> Dict[str, Any]:
+    """Where one (start, steps) group's ranking is won or lost: per gate family, tau within it per run
+    (by accuracy and by loss) and the mean score; the gap between the families' means is the bias."""
+    split = SPLITS["gate_family"]
+    family = pd.Series([split.region(from_key(k)) for k in truth.index], index=truth.index)
+    measures: Dict[str, Any] = {"tau_per_run": [], "tau_by_loss_per_run": [], "score_mean_points": []}
+    for f in range(split.shots):
+        members = family.index[family == f]
+        part = group[group["genotype"].isin(members)]
+        runs = list(part.groupby("run", sort=False)) if len(members) > 1 else []  # no order within one genotype
+        measures["tau_per_run"].append([tau(scores, truth[members]) for _, scores in runs])
+        measures["tau_by_loss_per_run"].append([tau(scores, truth[members], "loss") for _, scores in runs]
+                                               if "loss" in part and part["loss"].notna().all() else None)
+        measures["score_mean_points"].append(100 * float(part["accuracy"].mean()))
+    return measures
 
 
 def tau(scores: pd.DataFrame, truth: pd.Series, by: str = "accuracy") -> float:
@@ -130,6 +165,7 @@ def summarise(scores: pd.DataFrame, truth: pd.Series) -> List[Dict[str, Any]]:
                                                      ["accuracy"].mean(), truth),
                          "accuracy_mean": float(group["accuracy"].mean()),
                          **by_loss(group[group["run"].isin(per_run)], truth),
+                         "by_gate_family": within_families(group[group["run"].isin(per_run)], truth),
                          "seconds_per_genotype": float(group["seconds"].mean())})
     return rows
 
@@ -145,6 +181,12 @@ def by_loss(group: pd.DataFrame, truth: pd.Series) -> Dict[str, Any]:
 def same_setting(scores: pd.DataFrame, args: argparse.Namespace) -> pd.Series:
     """The rows measured with this invocation's learning rate, trained parameters and batch size."""
     return (scores["lr"] == args.lr) & (scores["train"] == args.train) & (scores["batch_size"] == args.batch_size)
+
+
+def summarised(scores: pd.DataFrame, args: argparse.Namespace) -> pd.Series:
+    """The rows of this invocation's ``--runs`` and of the scratch control, not those of other searches
+    measured at the same setting (each such set of runs has its own ``--result``)."""
+    return scores["run"].isin([repository_path(run) for run in args.runs]) | scores["run"].str.startswith("scratch")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -170,7 +212,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         fail(f"--steps {' '.join(map(str, args.steps))} --lr {args.lr} --batch-size {args.batch_size}: "
              "steps must be >= 0, lr > 0 and the batch size >= 1")
     torch.set_num_threads(args.threads)
-    truth = ground_truth(args.truth)
+    truth_table = truth_runs(args.truth)
+    truth = truth_table.groupby("genotype")["test_accuracy"].mean()
     scores_path = RESULTS / "finetune_fidelity_scores.parquet"
     scores = pd.read_parquet(scores_path) if scores_path.exists() else pd.DataFrame(columns=["run", "steps", "genotype", "lr"])
     # rows of earlier versions trained every weight at the search's batch size and kept no loss
@@ -198,14 +241,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                        "seconds": time.perf_counter() - start}
                 scores = pd.concat([scores, pd.DataFrame([row])], ignore_index=True)
                 standalone_table.write_table(scores, scores_path)  # each genotype saved: a stopped run resumes
-            setting = same_setting(scores, args)
+            setting = same_setting(scores, args) & summarised(scores, args)
             result = {"benchmark": "finetune_fidelity", "machine": describe_machine(),
                       "settings": {"lr": args.lr, "batch_size": args.batch_size, "train": args.train,
                                    "optimizer": "the search's SGD (Nesterov 0.9, L2 2.5e-4), fresh momentum",
                                    "train_batches": "seed 0, the same for every genotype",
                                    "scoring": "whole validation split, BN batch statistics",
                                    "truth": f"{', '.join(p.name for p in args.truth)}: mean test accuracy over seeds"},
-                      "genotypes": int(len(truth)),
+                      "genotypes": int(len(truth)), "gate_families": gate_families(truth_table),
                       "by_steps": summarise(scores[setting & scores["genotype"].isin(truth.index)], truth)}
             write_result(RESULTS / f"{args.result}.json", result)
     show_result(result)

@@ -454,15 +454,18 @@ def test_finetuning_a_candidate_puts_the_shared_weights_back(tmp_path):
     assert all(p.requires_grad for p in evaluator.supernet.parameters())  # the correction's freezing is undone
 
 
+THREE = ["none|none|none|none", "gap|fc_relu_fc|none|none", "style|bn|none|none"]  # SRM's gate modulates
+
+
 def test_finetune_summary_keeps_the_scratch_control_apart_and_skips_unfinished_runs():
     import pandas as pd
     import finetune_fidelity
 
-    truth = pd.Series({"a": 0.7, "b": 0.6, "c": 0.5})
+    truth = pd.Series(dict(zip(THREE, [0.7, 0.6, 0.5])))
 
     def rows(run, steps, accuracies):
         return [{"run": run, "steps": steps, "genotype": g, "accuracy": a, "seconds": 1.0}
-                for g, a in zip("abc", accuracies)]
+                for g, a in zip(THREE, accuracies)]
 
     scores = pd.DataFrame(rows("/r0", 0, [0.3, 0.2, 0.1]) + rows("/r1", 0, [0.15, 0.3, 0.1]) + rows("/r0", 80, [0.3, 0.2, 0.1])
                           + rows("scratch (initial weights of /r0)", 80, [0.1, 0.2, 0.3]) + rows("/r1", 80, [0.3, 0.2, 0.1])[:2]
@@ -480,13 +483,39 @@ def test_finetune_summary_ranks_by_loss_where_the_rows_have_losses():
     import pandas as pd
     import finetune_fidelity
 
-    truth = pd.Series({"a": 0.7, "b": 0.6, "c": 0.5})
+    truth = pd.Series(dict(zip(THREE, [0.7, 0.6, 0.5])))
     rows = [{"run": "/r0", "steps": 200, "genotype": g, "accuracy": 0.5, "loss": loss, "seconds": 1.0}
-            for g, loss in zip("abc", [0.9, 1.2, 1.0])]  # by loss a, then c, then b: one pair of three swapped
+            for g, loss in zip(THREE, [0.9, 1.2, 1.0])]  # by loss a, then c, then b: one pair of three swapped
     (row,) = finetune_fidelity.summarise(pd.DataFrame(rows), truth)
     assert row["tau_by_loss_mean"] == pytest.approx(1 / 3)
     (old,) = finetune_fidelity.summarise(pd.DataFrame(rows).assign(loss=float("nan")), truth)
     assert "tau_by_loss_mean" not in old  # rows of earlier versions kept no loss
+
+
+def test_finetune_summary_says_where_the_ranking_is_won_or_lost_by_gate_family():
+    """Tau within the near-identity and the modulating genotypes, and each family's mean score, beside
+    the stand-alone side: each family's mean and what one seed ranks within it."""
+    import pandas as pd
+    import finetune_fidelity
+
+    near = ["none|none|none|none", "gap|fc_relu_fc|none|none", "dct|fc_relu_fc|none|none"]
+    modulating = ["style|bn|none|none", "gap|bn|mean|conv7x7", "lse|bn|lse|none"]
+    truth = pd.Series(dict(zip(near + modulating, [0.72, 0.73, 0.74, 0.75, 0.73, 0.71])))
+    # near-identity ranked right and scored high; the modulating ones low and in the reverse order
+    scores = pd.DataFrame([{"run": "/r0", "steps": 0, "genotype": g, "accuracy": a, "loss": 2 - a, "seconds": 1.0}
+                           for g, a in zip(near + modulating, [0.61, 0.62, 0.63, 0.50, 0.52, 0.54])])
+    (row,) = finetune_fidelity.summarise(scores, truth)
+    family = row["by_gate_family"]
+    assert family["tau_per_run"] == [[pytest.approx(1.0)], [pytest.approx(-1.0)]]
+    assert family["tau_by_loss_per_run"] == family["tau_per_run"]
+    assert family["score_mean_points"] == [pytest.approx(62.0), pytest.approx(52.0)]
+    # every seed ranks both families as the truth does: one seed against the rest at 1
+    runs = pd.DataFrame([{"genotype": g, "seed": s, "test_accuracy": truth[g] + 0.001 * s}
+                         for g in near + modulating for s in range(3)])
+    families = finetune_fidelity.gate_families(runs)
+    assert families["genotypes"] == [3, 3]
+    assert families["truth_mean_points"] == [pytest.approx(73.1), pytest.approx(73.1)]
+    assert families["one_seed_against_rest_tau"] == [pytest.approx(1.0), pytest.approx(1.0)]
 
 
 def test_the_pooled_estimate_recovers_planted_op_effects_from_synthetic_rewards():
