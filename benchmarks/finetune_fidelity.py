@@ -46,6 +46,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from common import RESULTS, fail, repository_path, show_result, write_result  # first: the import path
 
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from scipy import stats  # noqa: E402
@@ -120,7 +121,23 @@ def gate_families(runs: pd.DataFrame) -> Dict[str, Any]:
             "truth_mean_points": [100 * float(runs[family == f].groupby("genotype")["test_accuracy"].mean().mean())
                                   for f in range(split.shots)],
             "one_seed_against_rest_tau": [mean_ceilings(runs[family == f])["one_seed_against_rest_tau"]
-                                          for f in range(split.shots)]}
+                                          for f in range(split.shots)],
+            "tau_with_order_random_within": [order_random_within(runs, f) for f in range(split.shots)]}
+
+
+def order_random_within(runs: pd.DataFrame, family: int, draws: int = 2000) -> Dict[str, float]:
+    """What a ranking can score over all genotypes when it is the truth's except inside one gate family,
+    where its order is random (the family's values shuffled among its genotypes; seeded draws)."""
+    split = SPLITS["gate_family"]
+    truth = runs.groupby("genotype")["test_accuracy"].mean()
+    inside = np.flatnonzero([split.region(from_key(key)) == family for key in truth.index])
+    rng, taus = np.random.default_rng(0), []
+    for _ in range(draws):
+        ranking = truth.to_numpy().copy()
+        ranking[inside] = rng.permutation(ranking[inside])
+        taus.append(float(stats.kendalltau(ranking, truth.to_numpy()).statistic))
+    return {"mean": statistics.fmean(taus), "p5": float(np.percentile(taus, 5)), "p95": float(np.percentile(taus, 95)),
+            "draws": draws}
 
 
 def within_families(group: pd.DataFrame, truth: pd.Series) -> Dict[str, Any]:

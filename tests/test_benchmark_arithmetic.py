@@ -495,8 +495,10 @@ def test_finetune_summary_ranks_by_loss_where_the_rows_have_losses():
 def test_finetune_summary_says_where_the_ranking_is_won_or_lost_by_gate_family():
     """Tau within the near-identity and the modulating genotypes, and each family's mean score, beside
     the stand-alone side: each family's mean and what one seed ranks within it."""
+    import itertools
     import pandas as pd
     import finetune_fidelity
+    from scipy import stats
 
     near = ["none|none|none|none", "gap|fc_relu_fc|none|none", "dct|fc_relu_fc|none|none"]
     modulating = ["style|bn|none|none", "gap|bn|mean|conv7x7", "lse|bn|lse|none"]
@@ -516,6 +518,18 @@ def test_finetune_summary_says_where_the_ranking_is_won_or_lost_by_gate_family()
     assert families["genotypes"] == [3, 3]
     assert families["truth_mean_points"] == [pytest.approx(73.1), pytest.approx(73.1)]
     assert families["one_seed_against_rest_tau"] == [pytest.approx(1.0), pytest.approx(1.0)]
+    # the order inside one family of 3 shuffled: the 6 orders are equally likely, so the draws' mean
+    # is their average (enumerated here) and the truth's own order (1 in 6) is at the top
+    means = runs.groupby("genotype")["test_accuracy"].mean()
+    for family, members in enumerate([near, modulating]):
+        exact = []
+        for order in itertools.permutations(members):
+            ranking = means.copy()
+            ranking[list(members)] = means[list(order)].to_numpy()
+            exact.append(stats.kendalltau(ranking, means).statistic)
+        shuffled = families["tau_with_order_random_within"][family]
+        assert shuffled["mean"] == pytest.approx(sum(exact) / 6, abs=0.02)
+        assert shuffled["p95"] == pytest.approx(1.0)
 
 
 def test_the_pooled_estimate_recovers_planted_op_effects_from_synthetic_rewards():
