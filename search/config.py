@@ -87,13 +87,26 @@ def build(cls: type, values: Mapping[str, Any], where: str = "") -> Any:
             raise ConfigError(f"unknown config key {path!r}; valid: {', '.join(sorted(known))}")
         hint = hints[key]
         if dataclasses.is_dataclass(hint):
-            kwargs[key] = build(hint, value, path)
+            given = {**section_defaults(cls, key), **value} if isinstance(value, Mapping) else value
+            kwargs[key] = build(hint, given, path)
         else:
             kwargs[key] = _check_type(hint, value, path)
     try:
         return cls(**kwargs)
     except TypeError as err:
         raise ConfigError(f"{where or 'config'}: {err}") from None
+
+
+def section_defaults(cls: type, name: str) -> Dict[str, Any]:
+    """The values of ``cls``'s nested section ``name`` where ``cls``'s default for it differs from the
+    section class's own defaults: a file whose section leaves such a key out keeps ``cls``'s value
+    (a search's ``evaluator:`` keeps its 2 CPUs, not ``EvaluatorConfig``'s 1)."""
+    spec = next(f for f in dataclasses.fields(cls) if f.name == name)
+    if spec.default_factory is dataclasses.MISSING:
+        return {}
+    section, own = spec.default_factory(), typing.get_type_hints(cls)[name]()
+    return {f.name: getattr(section, f.name) for f in dataclasses.fields(section)
+            if getattr(section, f.name) != getattr(own, f.name)}
 
 
 def _check_type(hint: Any, value: Any, path: str) -> Any:

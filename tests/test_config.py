@@ -16,6 +16,22 @@ def test_cifar10_config_loads_and_asks_for_gpus():
     assert config.evaluator.dataset == "cifar10" and config.evaluator.num_gpus > 0
 
 
+@pytest.mark.parametrize("text", ["evaluator: {reward_metric: likelihood}\n", "evaluator: {training: {batch_size: 64}}\n"])
+def test_an_evaluator_section_keeps_the_searchs_two_cpus_unless_it_names_them(tmp_path, text):
+    """A section that changes one evaluator key changes only that key: the search's 2 CPUs per actor
+    (its torch threads) stay, not EvaluatorConfig's own 1, which halved the speed of such configs."""
+    path = tmp_path / "one-key.yaml"
+    path.write_text(text)
+    config = load_config(str(path))
+    assert config.evaluator.num_cpus == SearchConfig().evaluator.num_cpus == 2.0
+    assert dataclasses.replace(config.evaluator, reward_metric="accuracy", training=SearchConfig().evaluator.training,
+                               seed=0) == SearchConfig().evaluator
+    path.write_text(text.replace("evaluator: {", "evaluator: {num_cpus: 1, "))
+    assert load_config(str(path)).evaluator.num_cpus == 1.0
+    for name in ("likelihood", "corrected"):
+        assert load_config(name).evaluator.num_cpus == 2.0
+
+
 def test_command_line_overrides_win_over_the_file():
     config = load_config(str(CONFIGS / "default.yaml"), {"rounds": 3, "evaluator.dataset": "fake", "seed": None})
     assert (config.rounds, config.evaluator.dataset, config.seed) == (3, "fake", 0)
@@ -62,7 +78,7 @@ def test_a_missing_relative_config_names_both_places_it_looked(tmp_path, monkeyp
         load_config("experiments/configs/cifar10.yaml")
     message = str(err.value)
     assert f"looked in {tmp_path} and in the installed project {INSTALLED_PROJECT}" in message
-    assert "shipped configs by name: cifar10, default, likelihood, smoke" in message
+    assert "shipped configs by name: cifar10, corrected, default, likelihood, smoke" in message
 
 
 def test_config_round_trips_through_a_dict():
