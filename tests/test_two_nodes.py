@@ -64,6 +64,7 @@ def tiny_config(tmp_path_factory):
         "derive_samples": 1, "seed": 3,
         "evaluator": {"dataset_options": {"train_size": 256, "val_size": 128, "test_size": 64},
                       "data_dir": str(folder / "data"), "val_batch_size": 64, "training": {"batch_size": 32},
+                      "num_cpus": 1.0,  # one actor on each 1-CPU node
                       # the survivor of a node lost before its round's rendezvous waits this long, not 120 s
                       "collective_timeout_s": 20},
     }))

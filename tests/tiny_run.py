@@ -36,7 +36,8 @@ def write_search_config(folder: Path, *, rounds: int, derive: int, seed: int, wa
         "rounds": rounds, "workers": 2, "train_steps": 4, "samples_per_round": 4, "derive_top": derive,
         "derive_samples": derive, "seed": seed, "warmup_rounds": warmup,
         "evaluator": {"dataset_options": {"train_size": 256, "val_size": 128, "test_size": 64},
-                      "data_dir": str(folder / "data"), "val_batch_size": 64, "training": {"batch_size": 32}},
+                      "data_dir": str(folder / "data"), "val_batch_size": 64, "training": {"batch_size": 32},
+                      "num_cpus": 1.0},  # one CPU per actor: both actors fit the 2 cores of a CI machine
     }))
     return path
 
