@@ -58,7 +58,7 @@ from scipy import stats  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from evaluator.correction import CORRECTION_BATCH_SEED, corrected  # noqa: E402
-from evaluator.few_shot import SPLITS  # noqa: E402
+from evaluator.few_shot import SPLITS, gate_family  # noqa: E402
 from evaluator.training import Reward, SharedTrainingConfig, mean_reward, reward  # noqa: E402
 from evaluator.worker import Evaluator  # noqa: E402
 from machine import describe_machine  # noqa: E402
@@ -116,30 +116,36 @@ def ground_truth(paths: Sequence[Path]) -> pd.Series:
     return truth_runs(paths).groupby("genotype")["test_accuracy"].mean()
 
 
+def family_of(keys) -> pd.Series:
+    """Each genotype key's gate family (0 near-identity, 1 modulating; ``evaluator.few_shot.gate_family``)."""
+    return pd.Series([gate_family(from_key(key)) for key in keys], index=list(keys))
+
+
 def gate_families(runs: pd.DataFrame) -> Dict[str, Any]:
     """The stand-alone side of :func:`within_families`: per gate family (near-identity, modulating), its
-    genotypes, mean accuracy and what one stand-alone seed ranks within it against the other seeds' mean."""
-    split = SPLITS["gate_family"]
-    family = runs["genotype"].map(lambda key: split.region(from_key(key)))
-    return {"families": split.regions,
-            "genotypes": [int(runs.loc[family == f, "genotype"].nunique()) for f in range(split.shots)],
-            "truth_mean_points": [100 * float(runs[family == f].groupby("genotype")["test_accuracy"].mean().mean())
-                                  for f in range(split.shots)],
-            "one_seed_against_rest_tau": [mean_ceilings(runs[family == f])["one_seed_against_rest_tau"]
-                                          for f in range(split.shots)],
-            "tau_with_order_random_within": [order_random_within(runs, f) for f in range(split.shots)]}
-
-
-def order_random_within(runs: pd.DataFrame, family: int, draws: int = 2000) -> Dict[str, float]:
-    """What a ranking can score over all genotypes when it is the truth's except inside one gate family,
-    where its order is random (the family's values shuffled among its genotypes; seeded draws)."""
+    genotypes, mean accuracy and spread, and what one stand-alone seed ranks within it against the
+    other seeds' mean."""
     split = SPLITS["gate_family"]
     truth = runs.groupby("genotype")["test_accuracy"].mean()
-    inside = np.flatnonzero([split.region(from_key(key)) == family for key in truth.index])
-    rng, taus = np.random.default_rng(0), []
+    family = family_of(truth.index)
+    means = [100 * truth[family == f] for f in range(split.shots)]
+    return {"families": split.regions,
+            "genotypes": [len(m) for m in means],
+            "truth_mean_points": [float(m.mean()) for m in means],
+            "truth_sd_points": [float(m.std()) for m in means],
+            "truth_spread_points": [float(m.max() - m.min()) for m in means],
+            "one_seed_against_rest_tau": [mean_ceilings(runs[runs["genotype"].isin(m.index)])["one_seed_against_rest_tau"]
+                                          for m in means],
+            "tau_with_order_random_within": [order_random_within(truth, family == f) for f in range(split.shots)]}
+
+
+def order_random_within(truth: pd.Series, inside: pd.Series, draws: int = 2000) -> Dict[str, float]:
+    """What a ranking can score over all genotypes when it is ``truth``'s except among the ``inside``
+    ones, whose order is random (their values shuffled among them; seeded draws)."""
+    rng, taus, where = np.random.default_rng(0), [], np.flatnonzero(inside.to_numpy())
     for _ in range(draws):
         ranking = truth.to_numpy().copy()
-        ranking[inside] = rng.permutation(ranking[inside])
+        ranking[where] = rng.permutation(ranking[where])
         taus.append(float(stats.kendalltau(ranking, truth.to_numpy()).statistic))
     return {"mean": statistics.fmean(taus), "p5": float(np.percentile(taus, 5)), "p95": float(np.percentile(taus, 95)),
             "draws": draws}
@@ -147,18 +153,21 @@ def order_random_within(runs: pd.DataFrame, family: int, draws: int = 2000) -> D
 
 def within_families(group: pd.DataFrame, truth: pd.Series) -> Dict[str, Any]:
     """Where one (start, steps) group's ranking is won or lost: per gate family, tau within it per run
-    (by accuracy and by loss) and the mean score; the gap between the families' means is the bias."""
-    split = SPLITS["gate_family"]
-    family = pd.Series([split.region(from_key(k)) for k in truth.index], index=truth.index)
-    measures: Dict[str, Any] = {"tau_per_run": [], "tau_by_loss_per_run": [], "score_mean_points": []}
-    for f in range(split.shots):
+    (by accuracy and by loss) and the mean score, over the runs and per run; the gap between the
+    families' means is the bias."""
+    family = family_of(truth.index)
+    measures: Dict[str, Any] = {"tau_per_run": [], "tau_by_loss_per_run": [], "score_mean_points": [],
+                                "score_mean_points_per_run": []}
+    for f in range(SPLITS["gate_family"].shots):
         members = family.index[family == f]
         part = group[group["genotype"].isin(members)]
-        runs = list(part.groupby("run", sort=False)) if len(members) > 1 else []  # no order within one genotype
-        measures["tau_per_run"].append([tau(scores, truth[members]) for _, scores in runs])
-        measures["tau_by_loss_per_run"].append([tau(scores, truth[members], "loss") for _, scores in runs]
+        runs = list(part.groupby("run", sort=False))
+        ordered = runs if len(members) > 1 else []  # no order within one genotype
+        measures["tau_per_run"].append([tau(scores, truth[members]) for _, scores in ordered])
+        measures["tau_by_loss_per_run"].append([tau(scores, truth[members], "loss") for _, scores in ordered]
                                                if "loss" in part and part["loss"].notna().all() else None)
         measures["score_mean_points"].append(100 * float(part["accuracy"].mean()))
+        measures["score_mean_points_per_run"].append([100 * float(scores["accuracy"].mean()) for _, scores in runs])
     return measures
 
 

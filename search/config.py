@@ -87,7 +87,7 @@ def build(cls: type, values: Mapping[str, Any], where: str = "") -> Any:
             raise ConfigError(f"unknown config key {path!r}; valid: {', '.join(sorted(known))}")
         hint = hints[key]
         if dataclasses.is_dataclass(hint):
-            given = {**section_defaults(cls, key), **value} if isinstance(value, Mapping) else value
+            given = {**section_defaults(cls, key, hint), **value} if isinstance(value, Mapping) else value
             kwargs[key] = build(hint, given, path)
         else:
             kwargs[key] = _check_type(hint, value, path)
@@ -97,14 +97,14 @@ def build(cls: type, values: Mapping[str, Any], where: str = "") -> Any:
         raise ConfigError(f"{where or 'config'}: {err}") from None
 
 
-def section_defaults(cls: type, name: str) -> Dict[str, Any]:
+def section_defaults(cls: type, name: str, section_class: type) -> Dict[str, Any]:
     """The values of ``cls``'s nested section ``name`` where ``cls``'s default for it differs from the
     section class's own defaults: a file whose section leaves such a key out keeps ``cls``'s value
     (a search's ``evaluator:`` keeps its 2 CPUs, not ``EvaluatorConfig``'s 1)."""
     spec = next(f for f in dataclasses.fields(cls) if f.name == name)
     if spec.default_factory is dataclasses.MISSING:
         return {}
-    section, own = spec.default_factory(), typing.get_type_hints(cls)[name]()
+    section, own = spec.default_factory(), section_class()
     return {f.name: getattr(section, f.name) for f in dataclasses.fields(section)
             if getattr(section, f.name) != getattr(own, f.name)}
 
