@@ -40,8 +40,8 @@ from evaluator.latency import measure_table, predict_ms, read_table, write_table
 from evaluator.models import build_model  # noqa: E402
 from latency_prediction import timed_beside_prediction  # noqa: E402
 from machine import describe_machine  # noqa: E402
+from measures import paired_by_seed  # noqa: E402
 from searchspace import load  # noqa: E402
-from stage2.race import paired_test  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "benchmarks" / "runs" / "constrained_search"
@@ -113,21 +113,6 @@ def reference_runs(budget: Dict[str, Any]) -> pd.DataFrame:
     return pd.concat(tables, ignore_index=True).drop_duplicates(["genotype", "seed"]) if tables else pd.DataFrame()
 
 
-def paired_by_seed(runs: pd.DataFrame, constrained: Sequence[str], unconstrained: Sequence[str],
-                   seeds: int) -> Optional[Dict[str, float]]:
-    """Constrained winners' mean minus unconstrained winners' mean, in points, paired by stand-alone
-    seed over the seeds every winner ran; the one-sided p of "the constrained winners are worse"."""
-    accuracy = runs.set_index(["genotype", "seed"])["test_accuracy"]
-    shared = [s for s in range(seeds) if all((key, s) in accuracy.index for key in [*constrained, *unconstrained])]
-    if len(shared) < 2:
-        return None
-    side = {name: [100 * statistics.fmean(accuracy[(key, s)] for key in keys) for s in shared]
-            for name, keys in (("constrained", constrained), ("unconstrained", unconstrained))}
-    test = paired_test(side["constrained"], side["unconstrained"])
-    return {"mean": test.mean, "se": test.se, "t": test.t, "p_constrained_worse": test.p, "seeds": shared,
-            "constrained_by_seed": side["constrained"], "unconstrained_by_seed": side["unconstrained"]}
-
-
 def standalone_means(runs: pd.DataFrame, keys: Sequence[str]) -> Dict[str, Dict[str, Any]]:
     found = {}
     for key in dict.fromkeys(keys):
@@ -181,7 +166,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     means = standalone_means(runs, [*c_keys, *u_keys]) if len(runs) else {}
     for row in constrained + unconstrained:
         row["standalone"] = means.get(row["winner"])
-    paired = paired_by_seed(runs, c_keys, u_keys, args.standalone_seeds) if len(runs) else None
+    paired = paired_by_seed(runs, {"constrained": c_keys, "unconstrained": u_keys}, args.standalone_seeds) if len(runs) else None
     result = {
         "benchmark": name, "machine": describe_machine(),
         "settings": {"search": "the embedded default config with the objective below", "objective": {

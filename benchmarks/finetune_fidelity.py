@@ -63,7 +63,7 @@ from evaluator.training import Reward, SharedTrainingConfig, mean_reward, reward
 from evaluator.worker import Evaluator  # noqa: E402
 from machine import describe_machine  # noqa: E402
 from reward_fidelity import evaluator_of, is_run, mean_ceilings, variant_folder  # noqa: E402
-from searchspace import from_key  # noqa: E402
+from searchspace import KNOWN, from_key  # noqa: E402
 import standalone_table  # noqa: E402
 
 WARMUP_4_RUNS = [variant_folder("warmup-4", seed) for seed in range(3)]
@@ -197,8 +197,25 @@ def summarise(scores: pd.DataFrame, truth: pd.Series) -> List[Dict[str, Any]]:
                          "accuracy_mean": float(group["accuracy"].mean()),
                          **by_loss(group[group["run"].isin(per_run)], truth),
                          "by_gate_family": within_families(group[group["run"].isin(per_run)], truth),
+                         "best_known_rank": best_known_rank(group[group["run"].isin(per_run)], truth),
                          "seconds_per_genotype": float(group["seconds"].mean())})
     return rows
+
+
+def best_known_rank(group: pd.DataFrame, truth: pd.Series) -> Dict[str, Any]:
+    """Where each run puts the known module that is first stand-alone (SRM on the 12-seed table):
+    its rank among the truth's genotypes (1 = best) by accuracy and, where there are losses, by loss."""
+    known = {g.key: name for name, g in KNOWN.items() if g.key in truth.index}
+    if not known:
+        return {}
+    best = truth.loc[list(known)].idxmax()
+    found: Dict[str, Any] = {"best_known": known[best], "rank_by_accuracy_per_run": {}, "rank_by_loss_per_run": {}}
+    for run, part in group.groupby("run", sort=False):
+        scores = part.set_index("genotype")
+        found["rank_by_accuracy_per_run"][run] = int((scores["accuracy"] > scores.loc[best, "accuracy"]).sum()) + 1
+        if "loss" in scores and scores["loss"].notna().all():
+            found["rank_by_loss_per_run"][run] = int((scores["loss"] < scores.loc[best, "loss"]).sum()) + 1
+    return found
 
 
 def by_loss(group: pd.DataFrame, truth: pd.Series) -> Dict[str, Any]:

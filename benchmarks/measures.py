@@ -4,10 +4,12 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import pandas as pd
 from scipy import stats
+
+from stage2.race import paired_test  # the race's test: one definition of "worse, paired by seed"
 
 RHO_FOR_TAU_07 = math.sin(0.7 * math.pi / 2)  # the correlation of two Gaussian rankings that agree to tau 0.7
 
@@ -24,6 +26,26 @@ def difference(a: Sequence[float], b: Sequence[float]) -> Dict[str, float]:
     gap = statistics.mean(a) - statistics.mean(b)
     error = math.sqrt(var_a / len(a) + var_b / len(b))
     return {"difference": gap, "standard_error": error, "z": gap / error if error > 0 else math.nan}
+
+
+def paired_by_seed(runs: pd.DataFrame, sides: Mapping[str, Sequence[str]], seeds: int) -> Optional[Dict[str, object]]:
+    """The first side's mean minus the second's, in points, paired by stand-alone seed.
+
+    ``sides``: two names, each with the genotype keys whose mean test accuracy stands for it at a seed
+    (a key listed twice counts twice: one per search that found it). Only the seeds below ``seeds``
+    at which every key ran are used; None with fewer than 2. Gives the mean difference, its standard
+    error, t, the one-sided p of "the first side is worse" (``p_<first>_worse``) and each side by seed.
+    """
+    (first, first_keys), (second, second_keys) = sides.items()
+    accuracy = runs.set_index(["genotype", "seed"])["test_accuracy"]
+    shared = [s for s in range(seeds) if all((key, s) in accuracy.index for key in [*first_keys, *second_keys])]
+    if len(shared) < 2:
+        return None
+    by_seed = {name: [100 * statistics.fmean(float(accuracy[(key, s)]) for key in keys) for s in shared]
+               for name, keys in sides.items()}
+    test = paired_test(by_seed[first], by_seed[second])
+    return {"mean": test.mean, "se": test.se, "t": test.t, f"p_{first}_worse": test.p, "seeds": shared,
+            f"{first}_by_seed": by_seed[first], f"{second}_by_seed": by_seed[second]}
 
 
 def seed_tau(table: pd.DataFrame, value: str = "test_accuracy") -> Dict[str, object]:

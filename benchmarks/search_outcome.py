@@ -15,6 +15,12 @@ stand-alone table's budget B (``standalone_table.py``) with 3 seeds and compares
     python benchmarks/search_outcome.py --markdown search_outcome_warmup4   # of the default with 4 warm-up rounds
     python benchmarks/search_outcome.py --table results/standalone_table_12ep_test20k.parquet
         # the same searches judged by another table, their winners trained at that table's budget
+    python benchmarks/search_outcome.py --config likelihood --table results/standalone_table_12seeds.parquet \
+        --standalone-seeds 6   # a shipped config's searches (runs in RUNS/likelihood), judged by the 12-seed table
+
+Besides the winners' means against each other, the result compares them paired by stand-alone seed
+(``*_paired``): at each seed, the mean over a policy's winners against the best known module's run
+(or the other policy's mean) at the same seed, the seeds sharing initial weights and batch order.
 
 Every search keeps its run directory under ``--runs`` (default ``benchmarks/runs/search_outcome``),
 so an interrupted benchmark resumes: a finished search (its ``winner.json`` written) is not run
@@ -40,9 +46,9 @@ import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
 from machine import describe_machine  # noqa: E402
-from measures import difference  # noqa: E402
+from measures import difference, paired_by_seed  # noqa: E402
 from rundir import RunDir  # noqa: E402
-from search.config import saved_config  # noqa: E402
+from search.config import ConfigError, config_file, saved_config  # noqa: E402
 from searchspace import KNOWN, load  # noqa: E402
 import standalone_table  # noqa: E402
 
@@ -52,12 +58,13 @@ QUICK_SEARCH = {"rounds": 3, "train_steps": 8, "samples_per_round": 6, "warmup_r
                 "derive_samples": 2, "evaluator": {"dataset_options": standalone_table.QUICK_DATA, "reward_images": 100}}
 
 
-def search_config(folder: Path, changes: Dict[str, Any]) -> Optional[Path]:
-    """The embedded default config with ``changes`` (nested dicts merged), written to ``folder``; None
-    without changes (the search then runs with no ``--config``, exactly as a user's first command)."""
+def search_config(folder: Path, changes: Dict[str, Any], base: Optional[str] = None) -> Optional[Path]:
+    """The config ``base`` (``--config``'s name or path; the embedded default without it) with
+    ``changes`` (nested dicts merged), written to ``folder``; None without changes (the search then
+    runs with ``--config base``, or with none, exactly as a user's command)."""
     if not changes:
         return None
-    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    config = yaml.safe_load((DEFAULT_CONFIG if base is None else config_file(base)).read_text()) or {}
     for key, value in changes.items():
         config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
     path = folder / "config.changed.yaml"
@@ -66,19 +73,20 @@ def search_config(folder: Path, changes: Dict[str, Any]) -> Optional[Path]:
 
 
 def run_search(out: Path, policy: str, seed: int, changes: Dict[str, Any], timings: Path,
-               options: Sequence[str] = ()) -> Optional[float]:
+               options: Sequence[str] = (), base: Optional[str] = None) -> Optional[float]:
     """One search in its own process, resumed when ``out`` holds an unfinished one; its wall seconds
     (summed over resumptions, kept in ``timings``). A finished search is not run again. ``options``:
-    more of ``run_rl_search.py``'s options, those a resume may change (resources)."""
+    more of ``run_rl_search.py``'s options, those a resume may change (resources); ``base``: the
+    ``--config`` it runs with (none: the embedded default)."""
     seconds = json.loads(timings.read_text()) if timings.exists() else {}
     if (out / "winner.json").exists():
         return seconds.get(out.name)  # None: finished by another command, not timed here
     out.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, str(ROOT / "experiments" / "run_rl_search.py"), "--out", str(out),
                "--policy", policy, "--seed", str(seed), *options]
-    config = search_config(out.parent, {**changes, "policy": policy, "seed": seed} if changes else {})
-    if config is not None:
-        command += ["--config", str(config)]
+    config = search_config(out.parent, {**changes, "policy": policy, "seed": seed} if changes else {}, base)
+    if config is not None or base is not None:
+        command += ["--config", str(config or base)]
     if (out / "config.yaml").exists():
         command.append("--resume")
     start = time.perf_counter()
@@ -123,8 +131,12 @@ def percentile(value: float, means: Sequence[float]) -> float:
     return 100.0 * below / len(means)
 
 
-def compare(runs: List[Dict[str, Any]], winners: pd.DataFrame, reference: pd.DataFrame) -> Dict[str, Any]:
-    """Each run's winner in points of test accuracy, and the two comparisons of issue 15's item 6."""
+def compare(runs: List[Dict[str, Any]], winners: pd.DataFrame, reference: pd.DataFrame,
+            seeds: int = 3) -> Dict[str, Any]:
+    """Each run's winner in points of test accuracy, and the two comparisons of issue 15's item 6:
+    as independent samples of the winners' means (``*_minus_*``) and paired by stand-alone seed over
+    the first ``seeds`` (``*_paired``: each seed's mean over a policy's winners against the best known
+    module's, or the other policy's, at that seed; the seeds share initial weights and batch order)."""
     accuracy = {} if winners.empty else {key: [100 * a for a in group["test_accuracy"]]
                                          for key, group in winners.groupby("genotype")}
     if reference.empty:  # no stand-alone table at this budget: the winners alone
@@ -148,6 +160,15 @@ def compare(runs: List[Dict[str, Any]], winners: pd.DataFrame, reference: pd.Dat
             result[f"{policy}_minus_best_known"] = difference(values, best_values) if len(values) else None
     if len(by_policy.get("rl", [])) and len(by_policy.get("random", [])):
         result["rl_minus_random"] = difference(by_policy["rl"], by_policy["random"])
+    found = {p: [r["winner"] for r in runs if r["policy"] == p and r["standalone_mean"] is not None] for p in by_policy}
+    pool = pd.concat([winners, reference], ignore_index=True).drop_duplicates(["genotype", "seed"])
+    if "best_known" in result:
+        best_key = known[known["name"] == result["best_known"]["name"]]["genotype"].iloc[0]
+        for policy, keys in found.items():
+            result[f"{policy}_minus_best_known_paired"] = (
+                paired_by_seed(pool, {policy: keys, "best_known": [best_key]}, seeds) if keys else None)
+    if found.get("rl") and found.get("random"):
+        result["rl_minus_random_paired"] = paired_by_seed(pool, {"rl": found["rl"], "random": found["random"]}, seeds)
     result["winner_mean_over_search_seeds"] = {p: statistics.mean(v) for p, v in by_policy.items() if v}
     return result
 
@@ -193,6 +214,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--table", type=Path, metavar="PARQUET", help="judge by this stand-alone table and train "
                         "the winners at its budget (default: results/standalone_table.parquet at budget B); the "
                         "result is search_outcome_against_<its name>.json")
+    parser.add_argument("--config", metavar="NAME|FILE", help="run the searches with this search config (a shipped "
+                        "name such as likelihood, or a file); runs in RUNS/NAME, the result is search_outcome_NAME")
     parser.add_argument("--markdown", nargs="?", const="", metavar="RESULT",
                         help="print the README's table of the result file (or of results/RESULT.json), run nothing")
     return parser
@@ -207,7 +230,8 @@ def run_searches(args: argparse.Namespace, search_seeds: int, runs_dir: Path) ->
             out = runs_dir / f"{policy}-seed{seed}"
             if args.summary and not (out / "winner.json").exists():
                 continue
-            seconds = run_search(out, policy, seed, QUICK_SEARCH if args.quick else {}, runs_dir / "seconds.json")
+            seconds = run_search(out, policy, seed, QUICK_SEARCH if args.quick else {}, runs_dir / "seconds.json",
+                                 base=args.config)
             winner, saved = load(out / "winner.json"), RunDir(str(out)).read_config()
             runs.append({"policy": policy, "search_seed": seed, "winner": winner.key, "search_seconds": seconds,
                          "supernet_val_accuracy": winner.metadata.get("val_accuracy"),
@@ -221,8 +245,9 @@ def run_searches(args: argparse.Namespace, search_seeds: int, runs_dir: Path) ->
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = make_parser().parse_args(argv)
-    name = ("search_outcome_quick" if args.quick else "search_outcome") + standalone_table.judged_by(
-        args.table, RESULTS / f"standalone_table{'_quick' if args.quick else ''}.parquet")
+    variant = "" if args.config is None else Path(args.config).stem
+    name = ("search_outcome_quick" if args.quick else "search_outcome") + (variant and f"_{variant}") + \
+        standalone_table.judged_by(args.table, RESULTS / f"standalone_table{'_quick' if args.quick else ''}.parquet")
     if args.markdown is not None:
         path = RESULTS / f"{args.markdown or name}.json"
         if not path.is_file():
@@ -230,7 +255,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         print(markdown(json.loads(path.read_text())))
         return
     search_seeds, seeds = (1, 1) if args.quick else (args.seeds, args.standalone_seeds)
-    runs_dir = args.runs / ("quick" if args.quick else "default")
+    if args.config is not None:  # before any search: a config that does not exist is refused at once
+        try:
+            config_file(args.config)
+        except ConfigError as err:
+            fail(f"--config: {err}")
+    runs_dir = args.runs / ("quick" + (variant and f"-{variant}") if args.quick else variant or "default")
     if args.table is not None:  # before any search: a bad table is refused at once
         given = standalone_table.load_table(args.table, "--table")
         budget = standalone_table.budget_of(given, "--table")
@@ -247,11 +277,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                else train_winners([r["winner"] for r in runs], seeds, budget, standalone, reference))
     result = {
         "benchmark": name, "machine": describe_machine(),
-        "settings": {"search": "the embedded default config" + (f" with {json.dumps(QUICK_SEARCH)}" if args.quick else ""),
+        "settings": {"search": ("the embedded default config" if args.config is None else f"--config {args.config}")
+                     + (f" with {json.dumps(QUICK_SEARCH)}" if args.quick else ""),
                      "search_seeds": search_seeds, "policies": args.policies, "standalone_budget": budget,
                      "standalone_seeds": seeds, "reference_table": str(args.table or "standalone_table.parquet"),
                      "reference_table_genotypes": int(reference["genotype"].nunique()) if len(reference) else 0},
-        **compare(runs, winners, reference),
+        **compare(runs, winners, reference, seeds),
         "complete": all(r["standalone_seeds"] >= seeds for r in runs) and len(runs) == search_seeds * len(args.policies),
     }
     result["targets"] = judge(result)

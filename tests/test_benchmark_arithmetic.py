@@ -87,6 +87,30 @@ def test_compare_winners_with_the_best_known_module_and_with_random_search():
     assert result["rl_minus_best_known"]["difference"] == pytest.approx(0.5)
     assert result["rl_minus_random"]["difference"] == pytest.approx(0.5)
     assert math.isnan(result["rl_minus_random"]["standard_error"])  # one random search seed: unknown variance
+    # paired by seed: rl's winners average 76.5 and 74.5 at seeds 0 and 1, srm 76 and 74
+    paired = result["rl_minus_best_known_paired"]
+    assert paired["seeds"] == [0, 1] and paired["mean"] == pytest.approx(0.5)
+    assert paired["rl_by_seed"] == pytest.approx([76.5, 74.5]) and paired["best_known_by_seed"] == pytest.approx([76.0, 74.0])
+    assert result["rl_minus_random_paired"]["mean"] == pytest.approx(0.5)
+    assert result["random_minus_best_known_paired"]["mean"] == pytest.approx(0.0)
+
+
+def test_paired_by_seed_uses_only_the_seeds_every_genotype_ran(measures):
+    """A seed one side lacks is left out; a key listed twice (two searches found it) weighs twice."""
+    import pandas as pd
+
+    rows = [("a", 0, 0.70), ("a", 1, 0.74), ("a", 2, 0.72), ("b", 0, 0.71), ("b", 1, 0.71), ("b", 2, 0.75),
+            ("c", 0, 0.69), ("c", 1, 0.70)]  # c lacks seed 2
+    runs = pd.DataFrame(rows, columns=["genotype", "seed", "test_accuracy"])
+    found = measures.paired_by_seed(runs, {"x": ["a", "a", "b"], "y": ["c"]}, seeds=3)
+    assert found["seeds"] == [0, 1]
+    # x at seed 0: (70 + 70 + 71) / 3, at seed 1: (74 + 74 + 71) / 3; y: 69, 70
+    assert found["x_by_seed"] == pytest.approx([211 / 3, 219 / 3]) and found["y_by_seed"] == pytest.approx([69.0, 70.0])
+    differences = [211 / 3 - 69, 219 / 3 - 70]
+    assert found["mean"] == pytest.approx(sum(differences) / 2)
+    assert found["se"] == pytest.approx(abs(differences[0] - differences[1]) / 2)  # sd / sqrt(2) of two values
+    assert 0.5 < found["p_x_worse"] < 1.0  # x is ahead: "x is worse" is unlikely
+    assert measures.paired_by_seed(runs, {"x": ["a"], "y": ["c"]}, seeds=1) is None  # one seed: no test
 
 
 @pytest.fixture
@@ -532,6 +556,26 @@ def test_finetune_summary_says_where_the_ranking_is_won_or_lost_by_gate_family()
         assert shuffled["p95"] == pytest.approx(1.0)
 
 
+def test_finetune_summary_says_where_each_run_ranks_the_best_known_module():
+    """SRM is first stand-alone among the known modules here; each run's rank of it, 1 = best."""
+    import pandas as pd
+    import finetune_fidelity
+    from searchspace import KNOWN
+
+    srm, se, none = KNOWN["srm"].key, KNOWN["se"].key, KNOWN["none"].key
+    truth = pd.Series({srm: 0.75, se: 0.73, none: 0.72, "gap|bn|mean|conv7x7": 0.74})
+    keys = list(truth.index)
+    scores = pd.DataFrame([{"run": run, "steps": 0, "genotype": g, "accuracy": a, "loss": loss, "seconds": 1.0}
+                           for run, accuracies, losses in (("/r0", [0.60, 0.62, 0.64, 0.61], [1.0, 1.1, 1.2, 0.9]),
+                                                           ("/r1", [0.70, 0.62, 0.64, 0.61], [1.3, 1.1, 1.2, 0.9]))
+                           for g, a, loss in zip(keys, accuracies, losses)])
+    (row,) = finetune_fidelity.summarise(scores, truth)
+    found = row["best_known_rank"]
+    assert found["best_known"] == "srm"
+    assert found["rank_by_accuracy_per_run"] == {"/r0": 4, "/r1": 1}
+    assert found["rank_by_loss_per_run"] == {"/r0": 2, "/r1": 4}
+
+
 def test_the_pooled_estimate_recovers_planted_op_effects_from_synthetic_rewards():
     """Rewards made of one planted effect per op plus noise: the ridge fit ranks genotypes it never saw
     as their planted sums do, and gets each decision's ops in the planted order."""
@@ -633,6 +677,44 @@ def test_search_outcome_judges_by_another_table_at_that_tables_budget(tmp_path, 
         search_outcome.main(["--table", str(tmp_path / "missing.parquet"), "--runs", str(tmp_path / "runs")])
     assert stop.value.code == 2
     assert capsys.readouterr().err == f"error: --table {tmp_path / 'missing.parquet'}: no such table\n"
+
+
+def test_search_outcome_runs_a_named_config_in_its_own_folder_and_result(tmp_path, monkeypatch, capsys):
+    """--config likelihood: the searches run with that config, in RUNS/likelihood, and the result is
+    search_outcome_likelihood_<...>.json; a config that does not exist is refused in one line."""
+    import json
+    import pandas as pd
+    import yaml
+    import standalone_table
+    from searchspace import KNOWN
+
+    monkeypatch.setattr(search_outcome, "RESULTS", tmp_path)
+    commands = []
+    monkeypatch.setattr(search_outcome.subprocess, "run", lambda command, **_: commands.append(command))
+    search_outcome.run_search(tmp_path / "new" / "rl-seed1", "rl", 1, {}, tmp_path / "seconds.json", base="likelihood")
+    assert commands[0][-2:] == ["--config", "likelihood"] and "--resume" not in commands[0]
+    budget = standalone_table.make_budget(False)
+    rows = [{**standalone_table.budget_row(budget), "name": n, "genotype": KNOWN[n].key, "seed": seed,
+             "val_accuracy": a, "test_accuracy": a + seed / 1000}
+            for n, a in (("none", 0.70), ("srm", 0.74), ("se", 0.72)) for seed in (0, 1)]
+    table = tmp_path / "table_2b.parquet"
+    pd.DataFrame(rows).to_parquet(table)
+    out = tmp_path / "runs" / "likelihood" / "rl-seed0"
+    out.mkdir(parents=True)
+    (out / "winner.json").write_text(KNOWN["se"].to_json())
+    (out / "config.yaml").write_text(yaml.safe_dump({"warmup_rounds": 0, "evaluator": {"reward_metric": "likelihood"}}))
+    search_outcome.main(["--config", "likelihood", "--table", str(table), "--runs", str(tmp_path / "runs"),
+                         "--policies", "rl", "--seeds", "1", "--standalone-seeds", "2"])
+    assert len(commands) == 1  # the finished search is not run again
+    result = json.loads((tmp_path / "search_outcome_likelihood_against_table_2b.json").read_text())
+    assert result["settings"]["search"] == "--config likelihood" and result["complete"]
+    assert result["rl_minus_best_known_paired"]["mean"] == pytest.approx(-2.0)  # se against srm, seed by seed
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        search_outcome.main(["--config", "no-such-config", "--runs", str(tmp_path / "runs")])
+    assert stop.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: --config: config 'no-such-config'") and error.count("\n") == 1
 
 
 def test_the_rank_model_gives_the_ceiling_of_a_mean_ground_truth(measures):
