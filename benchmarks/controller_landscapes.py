@@ -5,7 +5,8 @@ decision plus pairwise interactions between all decisions (Gaussian, sd ``--inte
 to accuracies in [0.6, 0.9]. A Parquet path (columns ``genotype``, a key string, and
 ``val_accuracy``): the exhaustive supernet landscape, the same table for every seed; a genotype
 missing from it (a subset table) or without an accuracy gets the table's minimum, so it is never a
-top-1% genotype.
+top-1% genotype. ``--landscape-reward likelihood``: a genotype is worth ``exp(-val_loss)`` instead,
+the reward of ``evaluator.reward_metric: likelihood``.
 
 Each candidate searches with noisy rewards for ``--samples`` samples: true reward + Gaussian of sd
 ``--noise`` per sample + Gaussian of sd ``--round-noise`` shared by the samples of one update
@@ -104,12 +105,15 @@ def synthetic_landscape(space: DecisionSpace, seed: int, interaction: float) -> 
     return landscape_of(space, 0.6 + 0.3 * (score - score.min()) / (score.max() - score.min()))
 
 
-def parquet_landscape(space: DecisionSpace, path: Path) -> Tuple[Landscape, Dict[str, object]]:
-    """The table's val_accuracy per genotype key; genotypes it lacks get its minimum (module docstring)."""
+def parquet_landscape(space: DecisionSpace, path: Path, reward: str = "accuracy") -> Tuple[Landscape, Dict[str, object]]:
+    """The table's val_accuracy per genotype key (``reward`` "likelihood": ``exp(-val_loss)``, the
+    reward of ``evaluator.reward_metric: likelihood``); genotypes it lacks get its minimum (module docstring)."""
     import pandas as pd
 
-    frame = pd.read_parquet(path, columns=["genotype", "val_accuracy"]).dropna()
-    accuracy = dict(zip(frame["genotype"], frame["val_accuracy"].astype(float)))
+    column = "val_accuracy" if reward == "accuracy" else "val_loss"
+    frame = pd.read_parquet(path, columns=["genotype", column]).dropna()
+    values = frame[column].astype(float)
+    accuracy = dict(zip(frame["genotype"], values if reward == "accuracy" else (-values).map(math.exp)))
     keys = ["|".join(d.options[i] for d, i in zip(space.decisions, row)) for row in space.all_indices().tolist()]
     unknown = set(accuracy) - set(keys)
     if unknown:
@@ -118,7 +122,7 @@ def parquet_landscape(space: DecisionSpace, path: Path) -> Tuple[Landscape, Dict
     rewards = torch.tensor([accuracy.get(k, floor) for k in keys], dtype=torch.float64)
     # Top-1% of the genotypes the table scored: the filled-in ones are not candidates.
     landscape = landscape_of(space, rewards, max(1, math.ceil(TOP_FRACTION * len(accuracy))))
-    return landscape, {"path": repository_path(path),
+    return landscape, {"path": repository_path(path), "reward": reward,
                        "genotypes_in_table": len(accuracy), "filled_with_minimum": len(keys) - len(accuracy)}
 
 
@@ -248,8 +252,10 @@ def parse_candidate(text: str) -> Tuple[str, Candidate]:
 
 
 def landscape_families(space: DecisionSpace, sources: Sequence[str], seeds: Sequence[int],
-                       interactions: Sequence[float]) -> Dict[str, Tuple[List[Landscape], Dict[str, object]]]:
-    """name -> (one landscape per seed, what it is); a missing Parquet file is skipped, and said so."""
+                       interactions: Sequence[float], reward: str = "accuracy"
+                       ) -> Dict[str, Tuple[List[Landscape], Dict[str, object]]]:
+    """name -> (one landscape per seed, what it is); a missing Parquet file is skipped, and said so.
+    ``reward``: what a Parquet landscape's genotypes are worth (:func:`parquet_landscape`)."""
     families: Dict[str, Tuple[List[Landscape], Dict[str, object]]] = {}
     for source in sources:
         if source == "synthetic":
@@ -258,8 +264,9 @@ def landscape_families(space: DecisionSpace, sources: Sequence[str], seeds: Sequ
                 families[f"synthetic, interaction {interaction}"] = (
                     landscapes, {"kind": "synthetic", "interaction": interaction, "one_table_per_seed": True})
         elif Path(source).exists():
-            landscape, about = parquet_landscape(space, Path(source))
-            families[Path(source).stem] = ([landscape] * len(seeds), {"kind": "parquet", **about})
+            landscape, about = parquet_landscape(space, Path(source), reward)
+            name = Path(source).stem + ("" if reward == "accuracy" else f" ({reward})")
+            families[name] = ([landscape] * len(seeds), {"kind": "parquet", **about})
         else:
             print(f"skipped {source}: no such file", flush=True)
     return families
@@ -325,6 +332,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--round-noise", type=float, default=0.0,
                         help="sd of a noise shared by the samples of one update batch (common reward images)")
     parser.add_argument("--landscape", action="append", default=[], help="synthetic (default) or a Parquet path")
+    parser.add_argument("--landscape-reward", choices=["accuracy", "likelihood"], default="accuracy",
+                        help="a Parquet landscape's reward: val_accuracy (default) or exp(-val_loss), the likelihood reward")
     parser.add_argument("--interaction", type=float, nargs="+", default=[0.5], help="synthetic: sd of pairwise terms")
     parser.add_argument("--candidate", action="append", default=[], help="name=[learner/]preset[:field=value,...]")
     parser.add_argument("--random-repeats", type=int, default=10, help="random runs per seed for the reference")
@@ -344,7 +353,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     candidates = dict(parse_candidate(c) for c in specs)
     budgets = [b for b in args.budgets if b <= args.samples]
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    families = landscape_families(space, args.landscape or ["synthetic"], seeds, args.interaction)
+    families = landscape_families(space, args.landscape or ["synthetic"], seeds, args.interaction, args.landscape_reward)
     started = time.perf_counter()
     blocks = {}
     for family, (landscapes, about) in families.items():

@@ -23,6 +23,11 @@ given as its mean and range over the seeds, because one supernet's tau moves wit
 
     python benchmarks/reward_fidelity.py [--quick] [--variants default warmup-4 ...] [--seeds 0 1 2] [--runs DIR]
         [--run LABEL=DIR ...]
+    python benchmarks/reward_fidelity.py --variants --run likelihood-seed0=DIR ...   # only the runs named
+
+Each block's loss is kept beside its accuracy, so a row also gives the noise of the likelihood
+reward (``likelihood_noise_points``: the same measures of ``exp(-loss)``; scores of earlier
+versions kept no loss).
 
 ``--table PARQUET`` judges by another stand-alone table (another budget) and writes
 ``reward_fidelity_against_<its name>.json``; with ``--summary`` it searches and scores nothing, so
@@ -117,7 +122,7 @@ def evaluator_of(run: Path, checkpoint: bool = True) -> Evaluator:
 
 
 def score_run(run: Path, genotypes: Sequence[str]) -> pd.DataFrame:
-    """Every genotype's accuracy on each validation block, with batch and recalibrated BN statistics.
+    """Every genotype's accuracy and loss on each validation block, with batch and recalibrated BN statistics.
 
     Blocks are the split cut in ``reward_images`` images in order (the last one shorter): block r < the
     number of full blocks is round r + 1's common reward block. One row per (genotype, bn_mode, block).
@@ -129,22 +134,28 @@ def score_run(run: Path, genotypes: Sequence[str]) -> pd.DataFrame:
     for key in tqdm(genotypes, desc=f"scoring {run.name}", unit="genotype"):
         genotype = from_key(key)
         for block, (images, labels) in enumerate(blocks):
+            scored = reward(supernet, genotype, images, labels)
             rows.append({"genotype": key, "bn_mode": "batch", "block": block, "images": len(labels),
-                         "accuracy": reward(supernet, genotype, images, labels).val_accuracy})
+                         "accuracy": scored.val_accuracy, "loss": scored.val_loss})
         calibration = data.train_batches(config.training.batch_size, config.recalibration_batches, seed=0,
                                          memory_format=evaluator.memory_format)
         with recalibrated_bn_statistics(supernet, lambda x: supernet(x, genotype), (x for x, _ in calibration)):
             for block, (images, labels) in enumerate(blocks):
+                scored = reward(supernet, genotype, images, labels, False)
                 rows.append({"genotype": key, "bn_mode": "recalibrate", "block": block, "images": len(labels),
-                             "accuracy": reward(supernet, genotype, images, labels, False).val_accuracy})
+                             "accuracy": scored.val_accuracy, "loss": scored.val_loss})
     return pd.DataFrame(rows).assign(run=repository_path(run), full_blocks=len(data.val) // config.reward_images)
 
 
-def noise(scores: pd.DataFrame, full_blocks: int) -> Dict[str, float]:
+def noise(scores: pd.DataFrame, full_blocks: int, value: str = "accuracy") -> Dict[str, float]:
     """Points of accuracy: one genotype's sd across blocks, and the sd of two genotypes' difference
     on the same block and on neighbouring blocks (each sample its own batch), pooled (root mean
-    square) over genotypes and pairs; beside them the sd of the whole-split accuracy over genotypes."""
-    wide = 100 * scores[scores["block"] < full_blocks].pivot(index="genotype", columns="block", values="accuracy")
+    square) over genotypes and pairs; beside them the sd of the whole-split accuracy over genotypes.
+    ``value`` "likelihood": the same of the likelihood reward, ``exp(-loss)`` x 100 per block."""
+    blocks = scores[scores["block"] < full_blocks]
+    if value == "likelihood":
+        blocks = blocks.assign(likelihood=(-blocks["loss"]).map(math.exp))
+    wide = 100 * blocks.pivot(index="genotype", columns="block", values=value)
     shifted = wide.to_numpy()[:, list(range(1, full_blocks)) + [0]]
     same, own = [], []
     for g, h in itertools.combinations(range(len(wide)), 2):
@@ -153,7 +164,8 @@ def noise(scores: pd.DataFrame, full_blocks: int) -> Dict[str, float]:
     return {"one_genotype_across_blocks_sd": float(wide.var(axis=1).mean() ** 0.5),
             "difference_same_block_sd": statistics.mean(same) ** 0.5,
             "difference_own_blocks_sd": statistics.mean(own) ** 0.5,
-            "genotypes_whole_split_sd": float(whole_split(scores).mul(100).std())}
+            "genotypes_whole_split_sd": float(whole_split(scores).mul(100).std()) if value == "accuracy"
+            else float(wide.mean(axis=1).std())}
 
 
 def whole_split(scores: pd.DataFrame) -> pd.Series:
@@ -191,6 +203,9 @@ def summarise(scores: pd.DataFrame, table: pd.DataFrame, names: Dict[str, Tuple[
         for bn_mode, part in group.groupby("bn_mode"):
             rows.append({"variant": variant, "search_seed": seed, "run": run, "bn_mode": bn_mode,
                          "tau": fidelity(part, truth, full), "noise_points": noise(part, full),
+                         # scores of earlier versions kept no loss
+                         **({"likelihood_noise_points": noise(part, full, "likelihood")}
+                            if "loss" in part and part["loss"].notna().all() else {}),
                          "supernet_whole_split_mean": float(whole_split(part).mean())})
             wholes.setdefault((variant, bn_mode), []).append(whole_split(part).loc[truth.index])
     for row in rows:
@@ -261,7 +276,8 @@ def markdown(result: Dict[str, Any]) -> str:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the runs of search_outcome.py --quick")
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS),
+                        help="default: all; none (--variants alone): only the --run runs")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="search seeds of every variant (default 0)")
     parser.add_argument("--runs", type=Path, default=RUNS)
     parser.add_argument("--outcome-runs", type=Path, default=OUTCOME_RUNS)
@@ -280,6 +296,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         print(markdown(json.loads((RESULTS / f"{name}.json").read_text())))
         return
     extra = [text.partition("=")[::2] for text in args.run]
+    if not args.variants and not extra:
+        fail("--variants: none given and no --run: nothing to score")
     for label, folder in extra:
         # --summary reads only stored scores, so a run directory deleted since it was scored still counts
         if not label or not (args.summary or is_run(Path(folder))):

@@ -134,6 +134,22 @@ def block_scores(accuracies, images=(100, 100, 50)):
                          for g, values in accuracies.items() for b, a in enumerate(values)])
 
 
+def test_a_parquet_landscape_is_worth_exp_minus_the_loss_under_the_likelihood_reward(tmp_path):
+    """--landscape-reward likelihood: the genotype with the lowest loss is the best, whatever its accuracy."""
+    import pandas as pd
+
+    space, _ = controller_landscapes.search_space()
+    keys = ["|".join(d.options[i] for d, i in zip(space.decisions, row)) for row in space.all_indices()[:3].tolist()]
+    path = tmp_path / "landscape.parquet"
+    pd.DataFrame({"genotype": keys, "val_accuracy": [0.9, 0.5, 0.6], "val_loss": [2.0, 1.0, 1.5]}).to_parquet(path)
+    by_accuracy, _ = controller_landscapes.parquet_landscape(space, path)
+    by_likelihood, about = controller_landscapes.parquet_landscape(space, path, "likelihood")
+    assert by_accuracy.best == pytest.approx(0.9) and by_likelihood.best == pytest.approx(math.exp(-1.0))
+    assert by_likelihood.rewards[:3].tolist() == pytest.approx([math.exp(-2.0), math.exp(-1.0), math.exp(-1.5)])
+    assert by_likelihood.rewards[3:].min() == pytest.approx(math.exp(-2.0))  # the rest: the table's minimum
+    assert about["reward"] == "likelihood"
+
+
 def test_whole_split_weights_blocks_by_their_images():
     import reward_fidelity
 
@@ -153,6 +169,20 @@ def test_common_images_cancel_what_the_block_does_to_every_genotype():
     assert measured["one_genotype_across_blocks_sd"] == pytest.approx(10.0)
     # own blocks: a on block i against b on block i + 1: 50-55, 60-35, 40-45 = -5, 25, -5 -> sd 17.32
     assert measured["difference_own_blocks_sd"] == pytest.approx(math.sqrt(300))
+
+
+def test_the_likelihood_noise_is_measured_on_exp_minus_the_loss_of_each_block():
+    import reward_fidelity
+
+    # losses chosen so that exp(-loss) is 0.30, 0.40, 0.20 for a and 0.25, 0.35, 0.15 for b
+    likelihoods = {"a": [0.30, 0.40, 0.20], "b": [0.25, 0.35, 0.15]}
+    scores = block_scores({"a": [0.5, 0.5, 0.5], "b": [0.5, 0.5, 0.5]}, images=(100,) * 3)
+    scores["loss"] = [-math.log(v) for g in ("a", "b") for v in likelihoods[g]]
+    measured = reward_fidelity.noise(scores, full_blocks=3, value="likelihood")
+    assert measured["difference_same_block_sd"] == pytest.approx(0.0)  # b is a - 5 points on every block
+    assert measured["one_genotype_across_blocks_sd"] == pytest.approx(10.0)  # 30, 40, 20
+    assert measured["genotypes_whole_split_sd"] == pytest.approx(math.sqrt(12.5))  # block means 30 and 25
+    assert reward_fidelity.noise(scores, full_blocks=3)["one_genotype_across_blocks_sd"] == pytest.approx(0.0)
 
 
 def test_fidelity_of_a_perfect_and_a_reversed_ranking():
