@@ -173,6 +173,29 @@ def compare(runs: List[Dict[str, Any]], winners: pd.DataFrame, reference: pd.Dat
     return result
 
 
+def against_default(runs: List[Dict[str, Any]], winners: pd.DataFrame, reference: pd.DataFrame,
+                    default: Optional[Path] = None) -> Optional[Dict[str, Any]]:
+    """A config's RL winners against the default's (``default``: its result; its winners' runs beside
+    it), and each against the best known module, paired by seed over the seeds the default's
+    winners ran; None without the default's result."""
+    default = default or RESULTS / "search_outcome.json"
+    standalone = default.with_name(default.stem + "_standalone.parquet")
+    if not default.is_file() or not standalone.is_file():
+        return None
+    theirs = [r["winner"] for r in json.loads(default.read_text())["runs"] if r["policy"] == "rl"]
+    ours = [r["winner"] for r in runs if r["policy"] == "rl" and r["standalone_mean"] is not None]
+    theirs_runs = pd.read_parquet(standalone)
+    pool = pd.concat([winners, theirs_runs, reference], ignore_index=True).drop_duplicates(["genotype", "seed"])
+    known = reference[reference["genotype"].isin({g.key for g in KNOWN.values()}) & (reference["name"] != "none")]
+    best = known.groupby("name")["test_accuracy"].mean().idxmax()
+    best_key = known[known["name"] == best]["genotype"].iloc[0]
+    seeds = int(theirs_runs["seed"].max()) + 1  # the default's footing: the seeds its winners ran
+    return {"default_result": repository_path(default), "default_rl_winners": theirs, "seeds": seeds,
+            "rl_minus_default_rl_paired": paired_by_seed(pool, {"rl": ours, "default_rl": theirs}, seeds) if ours else None,
+            "default_rl_minus_best_known_paired": paired_by_seed(pool, {"default_rl": theirs, "best_known": [best_key]}, seeds),
+            "rl_minus_best_known_paired": paired_by_seed(pool, {"rl": ours, "best_known": [best_key]}, seeds) if ours else None}
+
+
 def judge(result: Dict[str, Any]) -> Dict[str, Optional[bool]]:
     """Item 6's two targets; None (not judged) until every winner has all its seeds."""
     def verdict(key: str, passes) -> Optional[bool]:
@@ -285,6 +308,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         **compare(runs, winners, reference, seeds),
         "complete": all(r["standalone_seeds"] >= seeds for r in runs) and len(runs) == search_seeds * len(args.policies),
     }
+    if args.config is not None and not args.quick:
+        result["against_default"] = against_default(runs, winners, reference)
     result["targets"] = judge(result)
     write_result(RESULTS / f"{name}.json", result)
     show_result(result)

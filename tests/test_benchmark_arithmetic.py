@@ -95,6 +95,26 @@ def test_compare_winners_with_the_best_known_module_and_with_random_search():
     assert result["random_minus_best_known_paired"]["mean"] == pytest.approx(0.0)
 
 
+def test_a_configs_winners_are_paired_with_the_defaults_on_the_seeds_the_default_ran(tmp_path):
+    import json
+    import pandas as pd
+    from searchspace import KNOWN
+
+    srm = KNOWN["srm"].key
+    reference = pd.DataFrame(standalone_rows("srm", srm, [0.76, 0.74, 0.75]) + standalone_rows("none", KNOWN["none"].key, [0.7] * 3))
+    (tmp_path / "search_outcome.json").write_text(json.dumps({"runs": [{"policy": "rl", "winner": "d"},
+                                                                       {"policy": "random", "winner": "r"}]}))
+    pd.DataFrame(standalone_rows("winner-0", "d", [0.72, 0.71])).to_parquet(tmp_path / "search_outcome_standalone.parquet")
+    winners = pd.DataFrame(standalone_rows("winner-0", "x", [0.73, 0.73, 0.70]))
+    runs = [{"policy": "rl", "winner": "x", "standalone_mean": 72.0}]
+    found = search_outcome.against_default(runs, winners, reference, tmp_path / "search_outcome.json")
+    assert found["seeds"] == 2 and found["default_rl_winners"] == ["d"]  # the default's winners ran seeds 0-1
+    assert found["rl_minus_default_rl_paired"]["mean"] == pytest.approx(1.5)  # 73-72, 73-71
+    assert found["default_rl_minus_best_known_paired"]["mean"] == pytest.approx(-3.5)  # 72-76, 71-74
+    assert found["rl_minus_best_known_paired"]["mean"] == pytest.approx(-2.0)  # seed 2 left out
+    assert search_outcome.against_default(runs, winners, reference, tmp_path / "missing.json") is None
+
+
 def test_paired_by_seed_uses_only_the_seeds_every_genotype_ran(measures):
     """A seed one side lacks is left out; a key listed twice (two searches found it) weighs twice."""
     import pandas as pd
