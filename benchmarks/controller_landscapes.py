@@ -50,6 +50,7 @@ from common import RESULTS, fail, repository_path, write_result  # noqa: E402
 from controller.policy import DecisionSpace, LSTMPolicy  # noqa: E402
 from controller.ppo import PPO  # noqa: E402
 from controller.presets import ControllerConfig, preset  # noqa: E402
+from evaluator.training import metric_value  # noqa: E402
 from controller.random_policy import RandomPolicy  # noqa: E402
 from controller.reinforce import Reinforce  # noqa: E402
 
@@ -111,9 +112,8 @@ def parquet_landscape(space: DecisionSpace, path: Path, reward: str = "accuracy"
     import pandas as pd
 
     column = "val_accuracy" if reward == "accuracy" else "val_loss"
-    frame = pd.read_parquet(path, columns=["genotype", column]).dropna()
-    values = frame[column].astype(float)
-    accuracy = dict(zip(frame["genotype"], values if reward == "accuracy" else (-values).map(math.exp)))
+    frame = pd.read_parquet(path, columns=["genotype", column]).dropna().astype({column: float})
+    accuracy = dict(zip(frame["genotype"], metric_value(frame.get("val_accuracy"), frame.get("val_loss"), reward)))
     keys = ["|".join(d.options[i] for d, i in zip(space.decisions, row)) for row in space.all_indices().tolist()]
     unknown = set(accuracy) - set(keys)
     if unknown:

@@ -60,7 +60,7 @@ from scipy import stats  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from evaluator.supernet import recalibrated_bn_statistics  # noqa: E402
-from evaluator.training import reward  # noqa: E402
+from evaluator.training import metric_value, reward  # noqa: E402
 from evaluator.worker import Evaluator  # noqa: E402
 from search.rescore import run_evaluator  # noqa: E402
 from machine import describe_machine  # noqa: E402
@@ -153,9 +153,8 @@ def noise(scores: pd.DataFrame, full_blocks: int, value: str = "accuracy") -> Di
     square) over genotypes and pairs; beside them the sd of the whole-split accuracy over genotypes.
     ``value`` "likelihood": the same of the likelihood reward, ``exp(-loss)`` x 100 per block."""
     blocks = scores[scores["block"] < full_blocks]
-    if value == "likelihood":
-        blocks = blocks.assign(likelihood=(-blocks["loss"]).map(math.exp))
-    wide = 100 * blocks.pivot(index="genotype", columns="block", values=value)
+    blocks = blocks.assign(score=metric_value(blocks["accuracy"], blocks.get("loss"), value))
+    wide = 100 * blocks.pivot(index="genotype", columns="block", values="score")
     shifted = wide.to_numpy()[:, list(range(1, full_blocks)) + [0]]
     same, own = [], []
     for g, h in itertools.combinations(range(len(wide)), 2):

@@ -38,7 +38,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from common import RESULTS, fail, repository_path, show_result, write_result  # first: Ray's loopback environment, the import path
 
@@ -131,6 +131,15 @@ def percentile(value: float, means: Sequence[float]) -> float:
     return 100.0 * below / len(means)
 
 
+def best_known(reference: pd.DataFrame) -> Optional[Tuple[str, str]]:
+    """The known module (``none`` aside) with the best mean in ``reference``: its name and genotype key."""
+    known = reference[reference["genotype"].isin({g.key for g in KNOWN.values()}) & (reference["name"] != "none")]
+    if known.empty:
+        return None
+    name = known.groupby("name")["test_accuracy"].mean().idxmax()
+    return name, known[known["name"] == name]["genotype"].iloc[0]
+
+
 def compare(runs: List[Dict[str, Any]], winners: pd.DataFrame, reference: pd.DataFrame,
             seeds: int = 3) -> Dict[str, Any]:
     """Each run's winner in points of test accuracy, and the two comparisons of issue 15's item 6:
@@ -149,24 +158,23 @@ def compare(runs: List[Dict[str, Any]], winners: pd.DataFrame, reference: pd.Dat
                    standalone_seeds=len(values),
                    percentile_in_table=percentile(mean, list(means)) if len(means) and values else None)
     result: Dict[str, Any] = {"runs": runs}
-    known = reference[reference["genotype"].isin({g.key for g in KNOWN.values()}) & (reference["name"] != "none")]
+    best = best_known(reference)
     by_policy = {p: [r["standalone_mean"] for r in runs if r["policy"] == p and r["standalone_mean"] is not None]
                  for p in dict.fromkeys(r["policy"] for r in runs)}
-    if len(known):
-        best = known.groupby("name")["test_accuracy"].mean().idxmax()
-        best_values = [100 * a for a in known[known["name"] == best]["test_accuracy"]]
-        result["best_known"] = {"name": best, "mean": statistics.mean(best_values), "seeds": len(best_values)}
+    if best is not None:
+        runs_of_best = reference[(reference["name"] == best[0]) & (reference["genotype"] == best[1])]
+        best_values = [100 * a for a in runs_of_best["test_accuracy"]]
+        result["best_known"] = {"name": best[0], "mean": statistics.mean(best_values), "seeds": len(best_values)}
         for policy, values in by_policy.items():
             result[f"{policy}_minus_best_known"] = difference(values, best_values) if len(values) else None
     if len(by_policy.get("rl", [])) and len(by_policy.get("random", [])):
         result["rl_minus_random"] = difference(by_policy["rl"], by_policy["random"])
     found = {p: [r["winner"] for r in runs if r["policy"] == p and r["standalone_mean"] is not None] for p in by_policy}
     pool = pd.concat([winners, reference], ignore_index=True).drop_duplicates(["genotype", "seed"])
-    if "best_known" in result:
-        best_key = known[known["name"] == result["best_known"]["name"]]["genotype"].iloc[0]
+    if best is not None:
         for policy, keys in found.items():
             result[f"{policy}_minus_best_known_paired"] = (
-                paired_by_seed(pool, {policy: keys, "best_known": [best_key]}, seeds) if keys else None)
+                paired_by_seed(pool, {policy: keys, "best_known": [best[1]]}, seeds) if keys else None)
     if found.get("rl") and found.get("random"):
         result["rl_minus_random_paired"] = paired_by_seed(pool, {"rl": found["rl"], "random": found["random"]}, seeds)
     result["winner_mean_over_search_seeds"] = {p: statistics.mean(v) for p, v in by_policy.items() if v}
@@ -186,9 +194,7 @@ def against_default(runs: List[Dict[str, Any]], winners: pd.DataFrame, reference
     ours = [r["winner"] for r in runs if r["policy"] == "rl" and r["standalone_mean"] is not None]
     theirs_runs = pd.read_parquet(standalone)
     pool = pd.concat([winners, theirs_runs, reference], ignore_index=True).drop_duplicates(["genotype", "seed"])
-    known = reference[reference["genotype"].isin({g.key for g in KNOWN.values()}) & (reference["name"] != "none")]
-    best = known.groupby("name")["test_accuracy"].mean().idxmax()
-    best_key = known[known["name"] == best]["genotype"].iloc[0]
+    best_key = best_known(reference)[1]
     seeds = int(theirs_runs["seed"].max()) + 1  # the default's footing: the seeds its winners ran
     return {"default_result": repository_path(default), "default_rl_winners": theirs, "seeds": seeds,
             "rl_minus_default_rl_paired": paired_by_seed(pool, {"rl": ours, "default_rl": theirs}, seeds) if ours else None,

@@ -5,6 +5,7 @@ import math
 from dataclasses import dataclass
 from typing import Iterable, List, Sequence, Tuple
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -127,6 +128,13 @@ def reward(supernet: Supernet, genotype: Genotype, images: torch.Tensor, labels:
     return Reward(reward=accuracy, val_accuracy=accuracy, val_loss=loss, status="ok")
 
 
+def metric_value(accuracy, loss, metric: str):
+    """What a reward metric makes of a validation accuracy and cross-entropy, floats or columns alike:
+    "accuracy" the accuracy; "likelihood" ``exp(-loss)``, the geometric mean of the probability
+    given to the true class. Only the one the metric needs has to be given."""
+    return np.exp(-loss) if metric == "likelihood" else accuracy
+
+
 def mean_reward(parts: Sequence[Tuple[Reward, int]], metric: str = "accuracy") -> Reward:
     """The reward over several batches, each weighted by its size; ``nan`` if any batch was.
     ``metric`` "accuracy": the reward is the accuracy; "likelihood": ``exp(-loss)``, the geometric
@@ -136,5 +144,4 @@ def mean_reward(parts: Sequence[Tuple[Reward, int]], metric: str = "accuracy") -
     total = sum(n for _, n in parts)
     accuracy = sum(r.val_accuracy * n for r, n in parts) / total
     loss = sum(r.val_loss * n for r, n in parts) / total
-    value = math.exp(-loss) if metric == "likelihood" else accuracy
-    return Reward(reward=value, val_accuracy=accuracy, val_loss=loss, status="ok")
+    return Reward(reward=float(metric_value(accuracy, loss, metric)), val_accuracy=accuracy, val_loss=loss, status="ok")

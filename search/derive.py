@@ -5,11 +5,11 @@ import logging
 from datetime import datetime, timezone
 from typing import Any, Dict, Optional
 
-import numpy as np
 import pandas as pd
 import ray
 
 from evaluator.pool import WorkerPool
+from evaluator.training import metric_value
 from evaluator.worker import RewardTask
 from rundir import RunDir
 from rundir.schemas import unseparated_ranks
@@ -29,7 +29,7 @@ class EvaluationFailed(ValueError):
 
 def measured_rewards(rows: pd.DataFrame, metric: str) -> pd.Series:
     """The log's rewards without the controller's entropy bonus: what the evaluator measured."""
-    return np.exp(-rows["val_loss"]) if metric == "likelihood" else rows["val_accuracy"]
+    return metric_value(rows["val_accuracy"], rows["val_loss"], metric)
 
 
 def derive(config: SearchConfig, run_id: str, shared: Dict[str, Any], service, pool: WorkerPool,
