@@ -38,7 +38,10 @@ fine-tuning steps alone, or the untrained network, would.
 are scored and ranked against: by default the stand-alone table's 24. Giving
 ``search_outcome_standalone.parquet`` as well checks a finding on genotypes outside that table
 (the searches' winners); ``--result`` then names the summary so that it does not replace this one.
-Scores go to ``results/finetune_fidelity_scores.parquet`` as each (run, steps) is finished, so an
+A genotype's step counts are read along one trajectory: it is trained to the largest and scored
+on the way at each smaller one (a count scores as a trajectory of only that length would; the
+``trajectory`` column says how long the one it was read from was, ``seconds`` what that took).
+Scores go to ``results/finetune_fidelity_scores.parquet`` as each genotype is finished, so an
 interrupted benchmark resumes; the summary to ``results/<--result>.json`` (``finetune_fidelity``).
 """
 from __future__ import annotations
@@ -57,7 +60,7 @@ import torch  # noqa: E402
 from scipy import stats  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from evaluator.correction import CORRECTION_BATCH_SEED, corrected  # noqa: E402
+from evaluator.correction import CORRECTION_BATCH_SEED, correcting  # noqa: E402
 from evaluator.few_shot import SPLITS, gate_family  # noqa: E402
 from evaluator.training import Reward, SharedTrainingConfig, mean_reward, reward  # noqa: E402
 from evaluator.worker import Evaluator  # noqa: E402
@@ -72,20 +75,32 @@ WARMUP_4_RUNS = [variant_folder("warmup-4", seed) for seed in range(3)]
 TRAINED = ("all", "attention_bn")  # --train: every shared weight, or the correction's attention and BN parameters
 
 
+def finetuned_rewards(evaluator: Evaluator, key: str, steps: Sequence[int], lr: float, train: str = "all",
+                      batch_size: Optional[int] = None) -> Dict[int, Reward]:
+    """Whole-split validation reward (accuracy and loss) of ``key`` after each of ``steps`` SGD steps of
+    its own, read along one trajectory (``evaluator/correction.py``: fresh momentum, constant ``lr``,
+    the training batches of seed 0, as the derive stage's correction; a length scores as a
+    trajectory of only that length would), on every shared weight (``train`` "all") or on the
+    correction's attention and BN parameters ("attention_bn"); the weights are restored after."""
+    supernet, data, config = evaluator.supernet, evaluator.data, evaluator.config
+    lengths = sorted(set(steps))
+    batches = data.train_batches(batch_size or config.training.batch_size, lengths[-1], seed=CORRECTION_BATCH_SEED,
+                                 memory_format=evaluator.memory_format)
+    scored, done = {}, 0
+    with correcting(supernet, from_key(key), batches, lr, config.training, every_weight=train == "all") as advance:
+        for length in lengths:
+            advance(length - done)
+            done = length
+            parts = [(reward(supernet, from_key(key), images, labels), len(labels)) for images, labels in
+                     data.batches("val", config.reward_images, shuffle=False, memory_format=evaluator.memory_format)]
+            scored[length] = mean_reward(parts)
+    return scored
+
+
 def finetuned_reward(evaluator: Evaluator, key: str, steps: int, lr: float, train: str = "all",
                      batch_size: Optional[int] = None) -> Reward:
-    """Whole-split validation reward (accuracy and loss) of ``key`` after ``steps`` SGD steps of its own
-    (``evaluator/correction.py``: fresh momentum, constant ``lr``, the training batches of seed 0, as
-    the derive stage's correction) on every shared weight (``train`` "all") or on the correction's
-    attention and BN parameters ("attention_bn"); the weights are restored after."""
-    supernet, data, config = evaluator.supernet, evaluator.data, evaluator.config
-    genotype = from_key(key)
-    batches = data.train_batches(batch_size or config.training.batch_size, steps, seed=CORRECTION_BATCH_SEED,
-                                 memory_format=evaluator.memory_format)
-    with corrected(supernet, genotype, batches, steps, lr, config.training, every_weight=train == "all"):
-        parts = [(reward(supernet, genotype, images, labels), len(labels)) for images, labels in
-                 data.batches("val", config.reward_images, shuffle=False, memory_format=evaluator.memory_format)]
-    return mean_reward(parts)
+    """``finetuned_rewards`` at one length."""
+    return finetuned_rewards(evaluator, key, [steps], lr, train, batch_size)[steps]
 
 
 def scratch(run: Path, seed: int) -> Callable[[], Evaluator]:
@@ -267,6 +282,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     # rows of earlier versions trained every weight at the search's batch size and kept no loss
     scores = scores.assign(**{column: scores[column] if column in scores else value for column, value in
                               [("train", "all"), ("batch_size", SharedTrainingConfig().batch_size), ("loss", float("nan"))]})
+    # rows of earlier versions each had a trajectory of their own length
+    scores["trajectory"] = scores["trajectory"].fillna(scores["steps"]) if "trajectory" in scores else scores["steps"]
     setting = same_setting(scores, args)
     if args.scratch is None:
         runs = [(repository_path(run), lambda run=run: evaluator_of(run)) for run in args.runs]
@@ -275,30 +292,31 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     plan = sorted(set([0] + args.steps))
     for label, load in runs:
         evaluator = None  # loaded only when this run has genotypes left to score
-        for steps in plan:
-            done = set(scores.loc[setting & (scores["run"] == label) & (scores["steps"] == steps), "genotype"])
-            left = [g for g in truth.index if g not in done]
-            if left and evaluator is None:
-                evaluator = load()
-                torch.set_num_threads(args.threads)  # the evaluator set the run's CPUs
-            for key in tqdm(left, desc=f"{Path(label).name}, {steps} steps", unit="genotype"):
-                start = time.perf_counter()
-                scored = finetuned_reward(evaluator, key, steps, args.lr, args.train, args.batch_size)
-                row = {"run": label, "steps": steps, "lr": args.lr, "train": args.train, "batch_size": args.batch_size,
-                       "genotype": key, "accuracy": scored.val_accuracy, "loss": scored.val_loss,
-                       "seconds": time.perf_counter() - start}
-                scores = pd.concat([scores, pd.DataFrame([row])], ignore_index=True)
-                standalone_table.write_table(scores, scores_path)  # each genotype saved: a stopped run resumes
-            setting = same_setting(scores, args) & summarised(scores, args)
-            result = {"benchmark": "finetune_fidelity", "machine": describe_machine(),
-                      "settings": {"lr": args.lr, "batch_size": args.batch_size, "train": args.train,
-                                   "optimizer": "the search's SGD (Nesterov 0.9, L2 2.5e-4), fresh momentum",
-                                   "train_batches": "seed 0, the same for every genotype",
-                                   "scoring": "whole validation split, BN batch statistics",
-                                   "truth": f"{', '.join(p.name for p in args.truth)}: mean test accuracy over seeds"},
-                      "genotypes": int(len(truth)), "gate_families": gate_families(truth_table),
-                      "by_steps": summarise(scores[setting & scores["genotype"].isin(truth.index)], truth)}
-            write_result(RESULTS / f"{args.result}.json", result)
+        done = scores.loc[setting & (scores["run"] == label)].groupby("genotype")["steps"].agg(set)
+        left = {g: [s for s in plan if s not in done.get(g, set())] for g in truth.index}
+        left = {g: lengths for g, lengths in left.items() if lengths}
+        if left:
+            evaluator = load()
+            torch.set_num_threads(args.threads)  # the evaluator set the run's CPUs
+        for key, lengths in tqdm(left.items(), desc=f"{Path(label).name}, {' '.join(map(str, plan))} steps", unit="genotype"):
+            start = time.perf_counter()
+            scored = finetuned_rewards(evaluator, key, lengths, args.lr, args.train, args.batch_size)
+            seconds = time.perf_counter() - start  # the whole trajectory's, on each of its rows
+            rows = [{"run": label, "steps": steps, "lr": args.lr, "train": args.train, "batch_size": args.batch_size,
+                     "genotype": key, "accuracy": r.val_accuracy, "loss": r.val_loss, "seconds": seconds,
+                     "trajectory": max(lengths)} for steps, r in scored.items()]
+            scores = pd.concat([scores, pd.DataFrame(rows)], ignore_index=True)
+            standalone_table.write_table(scores, scores_path)  # each genotype saved: a stopped run resumes
+        setting = same_setting(scores, args) & summarised(scores, args)
+        result = {"benchmark": "finetune_fidelity", "machine": describe_machine(),
+                  "settings": {"lr": args.lr, "batch_size": args.batch_size, "train": args.train,
+                               "optimizer": "the search's SGD (Nesterov 0.9, L2 2.5e-4), fresh momentum",
+                               "train_batches": "seed 0, the same for every genotype",
+                               "scoring": "whole validation split, BN batch statistics",
+                               "truth": f"{', '.join(p.name for p in args.truth)}: mean test accuracy over seeds"},
+                  "genotypes": int(len(truth)), "gate_families": gate_families(truth_table),
+                  "by_steps": summarise(scores[setting & scores["genotype"].isin(truth.index)], truth)}
+        write_result(RESULTS / f"{args.result}.json", result)
     show_result(result)
 
 

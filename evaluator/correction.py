@@ -9,8 +9,9 @@ shared weights are put back afterwards, so the next genotype starts from the sam
 """
 from __future__ import annotations
 
+import itertools
 from contextlib import contextmanager
-from typing import Dict, Iterable, Iterator, List, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Tuple
 
 import torch
 import torch.nn as nn
@@ -34,23 +35,42 @@ def correction_parameters(supernet: nn.Module) -> List[nn.Parameter]:
 
 
 @contextmanager
-def corrected(supernet: nn.Module, genotype: Genotype, batches: Iterable[Tuple[torch.Tensor, torch.Tensor]],
-              steps: int, lr: float, training: SharedTrainingConfig, every_weight: bool = False) -> Iterator[None]:
-    """Inside the block, ``supernet`` runs ``genotype`` after ``steps`` SGD steps of its own on ``batches``
-    (the search's optimizer, fresh momentum, constant ``lr``): on the correction's parameters, or on
-    every shared weight with ``every_weight``. The weights and ``requires_grad`` flags are restored on exit."""
+def correcting(supernet: nn.Module, genotype: Genotype, batches: Iterable[Tuple[torch.Tensor, torch.Tensor]],
+               lr: float, training: SharedTrainingConfig, every_weight: bool = False) -> Iterator[Callable[[int], None]]:
+    """Inside the block, ``advance(n)`` gives ``genotype`` its next ``n`` SGD steps on the next ``n`` of
+    ``batches`` (the search's optimizer, momentum kept from one call to the next, constant ``lr``): on the
+    correction's parameters, or on every shared weight with ``every_weight``. Scoring between calls
+    reads one trajectory at several lengths; each length scores as ``corrected`` with that many steps.
+    The weights and ``requires_grad`` flags are restored on exit."""
     saved, mode = {name: tensor.clone() for name, tensor in supernet.state_dict().items()}, supernet.training
     kept = {id(p) for p in correction_parameters(supernet)}
     frozen = [] if every_weight else [p for p in supernet.parameters() if p.requires_grad and id(p) not in kept]
+    stream, optimizer = iter(batches), None
+
+    def advance(steps: int) -> None:
+        nonlocal optimizer
+        if steps <= 0:
+            return
+        for parameter in frozen:
+            parameter.requires_grad_(False)
+        if optimizer is None:  # made once the weights are frozen: SGD leaves them
+            optimizer = make_optimizer(supernet, training)
+        train_steps(supernet, optimizer, itertools.islice(stream, steps), [genotype] * steps, lr, training.grad_clip)
+
     try:
-        if steps:
-            for parameter in frozen:
-                parameter.requires_grad_(False)
-            optimizer = make_optimizer(supernet, training)  # frozen weights get no gradient: SGD leaves them
-            train_steps(supernet, optimizer, batches, [genotype] * steps, lr, training.grad_clip)
-        yield
+        yield advance
     finally:
         for parameter in frozen:
             parameter.requires_grad_(True)
         supernet.load_state_dict(saved)
         supernet.train(mode)
+
+
+@contextmanager
+def corrected(supernet: nn.Module, genotype: Genotype, batches: Iterable[Tuple[torch.Tensor, torch.Tensor]],
+              steps: int, lr: float, training: SharedTrainingConfig, every_weight: bool = False) -> Iterator[None]:
+    """Inside the block, ``supernet`` runs ``genotype`` after ``steps`` SGD steps of its own on ``batches``
+    (``correcting``, all steps at once). The weights and ``requires_grad`` flags are restored on exit."""
+    with correcting(supernet, genotype, batches, lr, training, every_weight) as advance:
+        advance(steps)
+        yield

@@ -526,6 +526,9 @@ def test_finetuning_a_candidate_puts_the_shared_weights_back(tmp_path):
     for name, tensor in evaluator.supernet.state_dict().items():
         assert torch.equal(tensor, before[name]), name
     assert all(p.requires_grad for p in evaluator.supernet.parameters())  # the correction's freezing is undone
+    along = finetune_fidelity.finetuned_rewards(evaluator, second, [3, 0, 5], 0.05, train="attention_bn", batch_size=16)
+    assert sorted(along) == [0, 3, 5] and along[0].val_accuracy == plain and along[3] == corrected
+    assert along[5] == finetune_fidelity.finetuned_reward(evaluator, second, 5, 0.05, train="attention_bn", batch_size=16)
 
 
 THREE = ["none|none|none|none", "gap|fc_relu_fc|none|none", "style|bn|none|none"]  # SRM's gate modulates

@@ -3,7 +3,7 @@ the derive stage's whole-split scores use it while the rounds' rewards never do.
 import torch
 
 from evaluator.config import EvaluatorConfig
-from evaluator.correction import correction_parameters, corrected
+from evaluator.correction import correcting, correction_parameters, corrected
 from evaluator.few_shot import FewShotSupernet
 from evaluator.supernet import Supernet
 from evaluator.training import SharedTrainingConfig
@@ -39,6 +39,22 @@ def test_a_corrected_genotype_moves_only_its_correction_and_the_supernet_comes_b
     for name, tensor in supernet.state_dict().items():
         assert torch.equal(tensor, before[name]), name
     assert all(p.requires_grad for p in supernet.parameters())
+
+
+def test_a_trajectory_read_in_pieces_reaches_the_weights_of_one_run_of_all_its_steps():
+    """advance(2) then advance(3) is corrected(5): the momentum and the batch stream carry over."""
+    torch.manual_seed(0)
+    supernet = Supernet(num_classes=4)
+    batches = [(torch.randn(8, 3, 16, 16), torch.randint(0, 4, (8,))) for _ in range(5)]
+    genotype = from_key(MODULATING)
+    with corrected(supernet, genotype, batches, 5, 0.1, SharedTrainingConfig()):
+        whole = {k: v.clone() for k, v in supernet.state_dict().items()}
+    with correcting(supernet, genotype, batches, 0.1, SharedTrainingConfig()) as advance:
+        advance(2)
+        halfway = {k: v.clone() for k, v in supernet.state_dict().items()}
+        advance(3)
+        assert all(torch.equal(tensor, whole[name]) for name, tensor in supernet.state_dict().items())
+    assert any(not torch.equal(tensor, whole[name]) for name, tensor in halfway.items())
 
 
 def evaluator(tmp_path, steps):
