@@ -787,3 +787,18 @@ def test_the_rank_model_gives_the_ceiling_of_a_mean_ground_truth(measures):
     assert abs(projected["noiseless_against_mean_tau"][12] - measured) < 0.03
     assert projected["noiseless_against_mean_tau"][1] > projected["tau"][1]  # a truth beats a second seed
     assert measures.rank_model(0.0)["noiseless_against_mean_tau"] == {}
+
+
+def test_a_variant_says_where_its_ranking_is_won_or_lost_per_gate_family():
+    """Within the near-identity and within the modulating genotypes, per run, from derive-stage scores."""
+    import pandas as pd
+    import supernet_variants
+
+    near = ["none|none|none|none", "gap|fc_relu_fc|none|none", "dct|fc_relu_fc|none|none"]
+    modulating = ["style|bn|none|none", "gap|eca|none|none", "gap|bn|mean|conv7x7"]
+    truth = pd.Series([1.0, 2.0, 3.0, 1.0, 2.0, 3.0], index=near + modulating)
+    losses = [3.0, 2.0, 1.0, 1.0, 2.0, 3.0]  # the near-identity order right, the modulating one reversed
+    found = pd.DataFrame({"val_accuracy": [0.5] * 6, "val_loss": losses}, index=pd.Index(near + modulating, name="genotype"))
+    measures = supernet_variants.by_gate_family({Path("runs/a"): found, Path("runs/b"): found}, truth)
+    assert measures["tau_by_loss_per_run"] == [[1.0, 1.0], [-1.0, -1.0]]
+    assert measures["score_mean_points"] == [50.0, 50.0]
