@@ -78,7 +78,7 @@ def test_a_missing_relative_config_names_both_places_it_looked(tmp_path, monkeyp
         load_config("experiments/configs/cifar10.yaml")
     message = str(err.value)
     assert f"looked in {tmp_path} and in the installed project {INSTALLED_PROJECT}" in message
-    assert "shipped configs by name: cifar10, corrected, default, likelihood, smoke" in message
+    assert "shipped configs by name: cifar10, corrected, default, likelihood, likelihood_per_squeeze, smoke" in message
 
 
 def test_config_round_trips_through_a_dict():
