@@ -50,9 +50,9 @@ from common import RESULTS, fail, repository_path, write_result  # noqa: E402
 from controller.policy import DecisionSpace, LSTMPolicy  # noqa: E402
 from controller.ppo import PPO  # noqa: E402
 from controller.presets import ControllerConfig, preset  # noqa: E402
-from evaluator.training import metric_value  # noqa: E402
 from controller.random_policy import RandomPolicy  # noqa: E402
 from controller.reinforce import Reinforce  # noqa: E402
+from evaluator.training import metric_value  # noqa: E402
 
 TOP_FRACTION = 0.01
 UPDATE_BATCH = 10  # genotypes per controller update (a search's samples_per_round), the random policy's too

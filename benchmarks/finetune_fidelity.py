@@ -86,12 +86,12 @@ def finetuned_rewards(evaluator: Evaluator, key: str, steps: Sequence[int], lr: 
     lengths = sorted(set(steps))
     batches = data.train_batches(batch_size or config.training.batch_size, lengths[-1], seed=CORRECTION_BATCH_SEED,
                                  memory_format=evaluator.memory_format)
-    scored, done = {}, 0
-    with correcting(supernet, from_key(key), batches, lr, config.training, every_weight=train == "all") as advance:
+    genotype, scored, done = from_key(key), {}, 0
+    with correcting(supernet, genotype, batches, lr, config.training, every_weight=train == "all") as advance:
         for length in lengths:
             advance(length - done)
             done = length
-            parts = [(reward(supernet, from_key(key), images, labels), len(labels)) for images, labels in
+            parts = [(reward(supernet, genotype, images, labels), len(labels)) for images, labels in
                      data.batches("val", config.reward_images, shuffle=False, memory_format=evaluator.memory_format)]
             scored[length] = mean_reward(parts)
     return scored
@@ -293,8 +293,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     for label, load in runs:
         evaluator = None  # loaded only when this run has genotypes left to score
         done = scores.loc[setting & (scores["run"] == label)].groupby("genotype")["steps"].agg(set)
-        left = {g: [s for s in plan if s not in done.get(g, set())] for g in truth.index}
-        left = {g: lengths for g, lengths in left.items() if lengths}
+        left = {g: [s for s in plan if s not in done.get(g, set())] for g in truth.index
+                if not set(plan) <= done.get(g, set())}
         if left:
             evaluator = load()
             torch.set_num_threads(args.threads)  # the evaluator set the run's CPUs

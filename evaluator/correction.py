@@ -45,19 +45,16 @@ def correcting(supernet: nn.Module, genotype: Genotype, batches: Iterable[Tuple[
     saved, mode = {name: tensor.clone() for name, tensor in supernet.state_dict().items()}, supernet.training
     kept = {id(p) for p in correction_parameters(supernet)}
     frozen = [] if every_weight else [p for p in supernet.parameters() if p.requires_grad and id(p) not in kept]
-    stream, optimizer = iter(batches), None
+    stream = iter(batches)
 
     def advance(steps: int) -> None:
-        nonlocal optimizer
-        if steps <= 0:
-            return
-        for parameter in frozen:
-            parameter.requires_grad_(False)
-        if optimizer is None:  # made once the weights are frozen: SGD leaves them
-            optimizer = make_optimizer(supernet, training)
-        train_steps(supernet, optimizer, itertools.islice(stream, steps), [genotype] * steps, lr, training.grad_clip)
+        if steps > 0:  # no step, no change: not even train mode
+            train_steps(supernet, optimizer, itertools.islice(stream, steps), [genotype] * steps, lr, training.grad_clip)
 
     try:
+        for parameter in frozen:
+            parameter.requires_grad_(False)
+        optimizer = make_optimizer(supernet, training)  # frozen weights get no gradient: SGD leaves them
         yield advance
     finally:
         for parameter in frozen:
