@@ -23,7 +23,7 @@ move. The correction as measured for docs/ranking_fidelity.md:
         --steps 200 --lr 0.05 --train attention_bn --truth benchmarks/results/standalone_table_12seeds.parquet \
         --result finetune_correction
 
-and on the likelihood search's supernets (``--config corrected``'s derive stage) the same with
+and on the likelihood search's supernets (the former ``--config corrected``'s derive stage) the same with
 ``--runs benchmarks/runs/supernet_variants/likelihood_reward/rl-seed{0,1,2} --result finetune_correction_likelihood``.
 Each summary also says where its ranking is won or lost (``by_gate_family``: tau within the
 near-identity and the modulating genotypes) and what the table allows there (``gate_families``).
