@@ -5,7 +5,7 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Deque, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Set, Tuple
 
 import ray
 from ray.exceptions import ObjectLostError, RayActorError
@@ -37,6 +37,7 @@ class _Work:
     running: Dict[Any, Running] = field(default_factory=dict)  # ref -> (task, attempt, actor)
     results: List[Any] = field(default_factory=list)
     history: Dict[int, List[str]] = field(default_factory=dict)  # task -> what its earlier attempts met
+    on_result: Optional[Callable[[], Any]] = None  # called once per task that has its final result
 
     @classmethod
     def plan(cls, num_tasks: int, num_actors: int, live: Sequence[int]) -> "_Work":
@@ -182,8 +183,10 @@ class WorkerPool:
             else:  # every lost actor waits for its next ping
                 time.sleep(self.poll_s)
 
-    def score(self, weights: Dict[str, Any], tasks: Sequence[RewardTask]) -> List[RewardResult]:
-        results = self._run("score", ray.put(weights), [[task] for task in tasks])
+    def score(self, weights: Dict[str, Any], tasks: Sequence[RewardTask],
+              on_result: Optional[Callable[[], Any]] = None) -> List[RewardResult]:
+        """Each task's score, in task order; ``on_result`` is called as each one is final (a progress bar)."""
+        results = self._run("score", ray.put(weights), [[task] for task in tasks], on_result)
         return [batch[0] for batch in results]
 
     def take_events(self) -> List[str]:
@@ -195,7 +198,8 @@ class WorkerPool:
         lost = set(self.pings.values()) | set(self.next_ping) | self.gone
         return [actor for actor in range(len(self.actors)) if actor not in lost]
 
-    def _run(self, method: str, shared: Any, tasks: Sequence[Any]) -> List[Any]:
+    def _run(self, method: str, shared: Any, tasks: Sequence[Any],
+             on_result: Optional[Callable[[], Any]] = None) -> List[Any]:
         """Run every task; results in task order.
 
         Task i goes to actor i mod W, so which worker computed what is the same in every run
@@ -203,6 +207,7 @@ class WorkerPool:
         """
         self._collect_pings(timeout=0)
         work = _Work.plan(len(tasks), len(self.actors), self.live())
+        work.on_result = on_result
         alone_since: Optional[float] = None  # since when no task runs because no actor is live
         while work.pending():
             self._ping_again()
@@ -250,6 +255,8 @@ class WorkerPool:
             work.orphans.append((index, attempt + 1))
             return
         work.results[index] = _mark_attempts(result, attempt, work.history.get(index, []))
+        if work.on_result is not None:
+            work.on_result()
 
     def _lose(self, work: _Work, actor: int, job: Job, message: str, err: Optional[BaseException] = None) -> None:
         """The actor's running task and its queue go to the live actors; a ping says when it is back."""

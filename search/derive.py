@@ -7,6 +7,7 @@ from typing import Any, Dict, Optional
 
 import pandas as pd
 import ray
+from tqdm import tqdm
 
 from evaluator.pool import WorkerPool
 from evaluator.training import metric_value
@@ -33,9 +34,10 @@ def measured_rewards(rows: pd.DataFrame, metric: str) -> pd.Series:
 
 
 def derive(config: SearchConfig, run_id: str, shared: Dict[str, Any], service, pool: WorkerPool,
-           rundir: RunDir, costs: Optional[GenotypeCosts] = None) -> None:
+           rundir: RunDir, costs: Optional[GenotypeCosts] = None, progress: bool = True) -> None:
     """Re-score the best genotypes on the whole validation set; write candidates.parquet and winner.json,
-    ranked by the objective (the reward itself under the accuracy objective)."""
+    ranked by the objective (the reward itself under the accuracy objective). ``progress``: a bar over
+    the candidates (with a per-genotype correction they take minutes each)."""
     by_mean = rundir.rank_rewards().head(config.derive_top)
     status = ray.get(service.status.remote())
     fresh = ray.get(service.propose.remote(config.derive_samples))["genotypes"]
@@ -46,7 +48,9 @@ def derive(config: SearchConfig, run_id: str, shared: Dict[str, Any], service, p
     for key in fresh:
         sources.setdefault(key, "sample")
     keys = list(sources)
-    results = pool.score(shared["weights"], [RewardTask(i, key, -1) for i, key in enumerate(keys)])
+    tasks = [RewardTask(i, key, -1) for i, key in enumerate(keys)]
+    with tqdm(total=len(tasks), desc=f"derive {run_id}", unit="genotype", disable=not progress) as bar:
+        results = pool.score(shared["weights"], tasks, on_result=bar.update)
     log_rewards = rundir.read_rewards()
     measured = [(key, result) for key, result in zip(keys, results) if result.status != "failed"]
     for result in results:

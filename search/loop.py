@@ -61,7 +61,7 @@ def search(config: SearchConfig, rundir: RunDir, progress: bool = True) -> RunDi
             shared, stats = run_round(config, run_id, round_number, shared, service, pool, rundir, costs)
             save_round(rundir, round_number, shared, service)
             bar.set_postfix(best=f"{stats['best']:.4f}", entropy=f"{stats['entropy']:.3f}")
-        derive(config, run_id, shared, service, pool, rundir, costs)
+        derive(config, run_id, shared, service, pool, rundir, costs, progress)
     finally:
         pool.shutdown()
         ray.kill(service)

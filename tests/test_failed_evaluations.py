@@ -69,11 +69,13 @@ def test_an_out_of_memory_error_is_retried_and_the_round_keeps_every_reward(conf
     work = [RewardTask(i, GENOTYPES[i % len(GENOTYPES)], i, 64) for i in range(6)]
     expected = Evaluator(config).score(weights, work)
     pool = WorkerPool(config, num_workers=2, actor_class=out_of_memory(tmp_path / "failed-once"))
+    finished = []  # what a progress bar sees: one call per task once its result is final, a retry included
     try:
-        results = pool.score(weights, work)
+        results = pool.score(weights, work, on_result=lambda: finished.append(1))
         events = pool.take_events()
     finally:
         pool.shutdown()
+    assert len(finished) == 6
     assert [r.status for r in results] == ["ok"] * 6
     assert [(r.reward, r.val_loss) for r in results] == [(r.reward, r.val_loss) for r in expected]
     retried = [r for r in results if r.attempts == 2]
@@ -103,7 +105,7 @@ class FailingPool:
     def __init__(self, failing: str) -> None:
         self.failing = failing
 
-    def score(self, weights, tasks):
+    def score(self, weights, tasks, on_result=None):
         return [RewardResult(t.sample, t.genotype, None, None, None, "failed", 1, attempts=3,
                              notes=[f"out of memory on cuda:0 scoring {t.genotype} at batch size 256"])
                 if t.genotype == self.failing else

@@ -73,7 +73,7 @@ class ScoringPool:
     def __init__(self) -> None:
         self.tasks = []
 
-    def score(self, weights, tasks):
+    def score(self, weights, tasks, on_result=None):
         self.tasks.append(list(tasks))
         return [RewardResult(t.sample, t.genotype, 0.2 + 0.05 * t.sample, 0.2 + 0.05 * t.sample, 1.0, "ok", 1)
                 for t in tasks]
