@@ -37,7 +37,7 @@ class _Work:
     running: Dict[Any, Running] = field(default_factory=dict)  # ref -> (task, attempt, actor)
     results: List[Any] = field(default_factory=list)
     history: Dict[int, List[str]] = field(default_factory=dict)  # task -> what its earlier attempts met
-    on_result: Optional[Callable[[], Any]] = None  # called once per task that has its final result
+    on_result: Optional[Callable[[Any], Any]] = None  # called with each task's final result as it comes
 
     @classmethod
     def plan(cls, num_tasks: int, num_actors: int, live: Sequence[int]) -> "_Work":
@@ -184,9 +184,11 @@ class WorkerPool:
                 time.sleep(self.poll_s)
 
     def score(self, weights: Dict[str, Any], tasks: Sequence[RewardTask],
-              on_result: Optional[Callable[[], Any]] = None) -> List[RewardResult]:
-        """Each task's score, in task order; ``on_result`` is called as each one is final (a progress bar)."""
-        results = self._run("score", ray.put(weights), [[task] for task in tasks], on_result)
+              on_result: Optional[Callable[[RewardResult], Any]] = None) -> List[RewardResult]:
+        """Each task's score, in task order; ``on_result`` gets each one as it is final (a progress
+        bar, a partial result saved)."""
+        each = None if on_result is None else (lambda batch: on_result(batch[0]))  # a task is a batch of one
+        results = self._run("score", ray.put(weights), [[task] for task in tasks], each)
         return [batch[0] for batch in results]
 
     def take_events(self) -> List[str]:
@@ -199,7 +201,7 @@ class WorkerPool:
         return [actor for actor in range(len(self.actors)) if actor not in lost]
 
     def _run(self, method: str, shared: Any, tasks: Sequence[Any],
-             on_result: Optional[Callable[[], Any]] = None) -> List[Any]:
+             on_result: Optional[Callable[[Any], Any]] = None) -> List[Any]:
         """Run every task; results in task order.
 
         Task i goes to actor i mod W, so which worker computed what is the same in every run
@@ -256,7 +258,7 @@ class WorkerPool:
             return
         work.results[index] = _mark_attempts(result, attempt, work.history.get(index, []))
         if work.on_result is not None:
-            work.on_result()
+            work.on_result(work.results[index])
 
     def _lose(self, work: _Work, actor: int, job: Job, message: str, err: Optional[BaseException] = None) -> None:
         """The actor's running task and its queue go to the live actors; a ping says when it is back."""

@@ -35,6 +35,7 @@ from rundir.files import TEMPORARY_PREFIX, RunDirError, atomic_output, make_dir,
 from rundir.schemas import (
     CANDIDATE_SCHEMA,
     CANDIDATE_SOURCES,
+    DERIVE_SCORE_SCHEMA,
     PHASES,
     RETRAIN_KINDS,
     RETRAIN_SCHEMA,
@@ -266,6 +267,26 @@ class RunDir:
         if self._kind(path) != pafs.FileType.File:
             return None
         return self._read_parquet(path).to_pandas().sort_values("rank").reset_index(drop=True)
+
+    def write_derive_scores(self, frame: pd.DataFrame) -> None:
+        """derive_scores.parquet, atomically: the whole-split scores the derive stage has finished so
+        far, one row per genotype (schemas.DERIVE_SCORE_SCHEMA)."""
+        table = self._table(frame, DERIVE_SCORE_SCHEMA, "derive scores")
+        with atomic_output(self.fs, self.path("derive_scores.parquet")) as stream:
+            pq.write_table(table, stream)
+
+    def read_derive_scores(self, round_number: int) -> pd.DataFrame:
+        """The derive stage's finished scores measured with the checkpoint of ``round_number``; empty
+        when there are none (a new derive stage, or one after a search continued to more rounds)."""
+        path = self.path("derive_scores.parquet")
+        if self._kind(path) != pafs.FileType.File:
+            return pd.DataFrame(columns=DERIVE_SCORE_SCHEMA.names)
+        try:
+            frame = self._read_parquet(path).to_pandas()
+        except RunDirError as err:  # only a cache of work done: the derive stage scores them again
+            warnings.warn(f"{err}; the derive stage scores its candidates again", RuntimeWarning, stacklevel=2)
+            return pd.DataFrame(columns=DERIVE_SCORE_SCHEMA.names)
+        return frame[frame["round"] == round_number].reset_index(drop=True)
 
     def write_winner(self, genotype: Genotype) -> None:
         """winner.json, atomically, with the run's block settings unless the genotype has its own."""

@@ -60,6 +60,20 @@ CANDIDATE_SCHEMA = pa.schema([
     pa.field("objective", pa.float64()),  # what ranks: the reward itself under the accuracy objective
 ])
 
+# The derive stage's scores as they finish (derive_scores.parquet), so that a resumed derive stage
+# scores only the candidates it has not: ``round`` is the checkpoint whose shared weights they were
+# measured with (a search continued to more rounds derives again from scratch).
+DERIVE_SCORE_SCHEMA = pa.schema([
+    pa.field("round", pa.int64()),
+    pa.field("genotype", pa.string()),
+    pa.field("reward", pa.float64()),
+    pa.field("val_accuracy", pa.float64()),
+    pa.field("val_loss", pa.float64()),
+    pa.field("params", pa.int64()),
+    pa.field("val_images", pa.int64()),
+    pa.field("wall_time_s", pa.float64()),
+])
+
 RETRAIN_KINDS = ("candidate", "baseline")
 
 # Stage 2 (stage2/retrain.py): one row per (model, seed) trial of stand-alone training.

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import pandas as pd
 import ray
@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from evaluator.pool import WorkerPool
 from evaluator.training import metric_value
-from evaluator.worker import RewardTask
+from evaluator.worker import RewardResult, RewardTask
 from rundir import RunDir
 from rundir.schemas import unseparated_ranks
 from search.config import SearchConfig
@@ -33,6 +33,33 @@ def measured_rewards(rows: pd.DataFrame, metric: str) -> pd.Series:
     return metric_value(rows["val_accuracy"], rows["val_loss"], metric)
 
 
+def whole_split_scores(keys: List[str], round_number: int, shared: Dict[str, Any], pool: WorkerPool,
+                       rundir: RunDir, label: str, progress: bool) -> List[RewardResult]:
+    """Each genotype's whole-split score with the shared weights of ``round_number``, in the order of
+    ``keys``. Each finished score is saved (derive_scores.parquet) as it comes, so a derive stage
+    killed part-way scores only the rest when resumed: with a per-genotype correction a candidate
+    costs minutes. A score depends on its genotype and the weights alone, so the result is the same."""
+    saved = rundir.read_derive_scores(round_number)
+    rows = saved.to_dict("records")
+    done = {row["genotype"]: RewardResult(-1, row["genotype"], row["reward"], row["val_accuracy"], row["val_loss"],
+                                          "ok", int(row["params"]), wall_time_s=row["wall_time_s"],
+                                          images=int(row["val_images"])) for row in rows}
+    todo = [key for key in keys if key not in done]
+
+    def keep(result: RewardResult) -> None:
+        bar.update()
+        if result.status != "failed":  # a failure is tried again on resume
+            rows.append({"round": round_number, "genotype": result.genotype, "reward": result.reward,
+                         "val_accuracy": result.val_accuracy, "val_loss": result.val_loss, "params": result.params,
+                         "val_images": result.images, "wall_time_s": result.wall_time_s})
+            rundir.write_derive_scores(pd.DataFrame(rows))
+
+    with tqdm(total=len(keys), initial=len(keys) - len(todo), desc=label, unit="genotype", disable=not progress) as bar:
+        fresh = pool.score(shared["weights"], [RewardTask(i, key, -1) for i, key in enumerate(todo)], on_result=keep)
+    done.update((result.genotype, result) for result in fresh)
+    return [done[key] for key in keys]
+
+
 def derive(config: SearchConfig, run_id: str, shared: Dict[str, Any], service, pool: WorkerPool,
            rundir: RunDir, costs: Optional[GenotypeCosts] = None, progress: bool = True) -> None:
     """Re-score the best genotypes on the whole validation set; write candidates.parquet and winner.json,
@@ -48,9 +75,7 @@ def derive(config: SearchConfig, run_id: str, shared: Dict[str, Any], service, p
     for key in fresh:
         sources.setdefault(key, "sample")
     keys = list(sources)
-    tasks = [RewardTask(i, key, -1) for i, key in enumerate(keys)]
-    with tqdm(total=len(tasks), desc=f"derive {run_id}", unit="genotype", disable=not progress) as bar:
-        results = pool.score(shared["weights"], tasks, on_result=bar.update)
+    results = whole_split_scores(keys, config.rounds, shared, pool, rundir, f"derive {run_id}", progress)
     log_rewards = rundir.read_rewards()
     measured = [(key, result) for key, result in zip(keys, results) if result.status != "failed"]
     for result in results:

@@ -71,11 +71,11 @@ def test_an_out_of_memory_error_is_retried_and_the_round_keeps_every_reward(conf
     pool = WorkerPool(config, num_workers=2, actor_class=out_of_memory(tmp_path / "failed-once"))
     finished = []  # what a progress bar sees: one call per task once its result is final, a retry included
     try:
-        results = pool.score(weights, work, on_result=lambda: finished.append(1))
+        results = pool.score(weights, work, on_result=finished.append)
         events = pool.take_events()
     finally:
         pool.shutdown()
-    assert len(finished) == 6
+    assert sorted(r.sample for r in finished) == list(range(6)) and all(r.status == "ok" for r in finished)
     assert [r.status for r in results] == ["ok"] * 6
     assert [(r.reward, r.val_loss) for r in results] == [(r.reward, r.val_loss) for r in expected]
     retried = [r for r in results if r.attempts == 2]
