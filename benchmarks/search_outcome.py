@@ -23,8 +23,9 @@ Besides the winners' means against each other, the result compares them paired b
 (or the other policy's mean) at the same seed, the seeds sharing initial weights and batch order.
 
 Every search keeps its run directory under ``--runs`` (default ``benchmarks/runs/search_outcome``),
-so an interrupted benchmark resumes: a finished search (its ``winner.json`` written) is not run
-again, an unfinished one continues with ``--resume``, and stand-alone runs already in
+so an interrupted benchmark resumes: a finished search (its ``winner.json`` written; or, where its
+run directory is gone, as in a fresh checkout, its row in the result file with the same config) is
+not run again, an unfinished one continues with ``--resume``, and stand-alone runs already in
 ``results/search_outcome_standalone.parquet`` (or at the same budget in the stand-alone table) are
 not trained again. Writes ``results/search_outcome.json`` (``search_outcome_quick.json`` with
 ``--quick``: 1 search seed of a 3-round search on small data, winners trained 1 epoch, 1 seed).
@@ -32,6 +33,7 @@ not trained again. Writes ``results/search_outcome.json`` (``search_outcome_quic
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 import subprocess
@@ -250,17 +252,43 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_searches(args: argparse.Namespace, search_seeds: int, runs_dir: Path) -> List[Dict[str, Any]]:
-    """Each policy's searches (run, or found finished), one row per search with its winner; with
-    ``--summary`` only the finished ones."""
+def config_digest(base: Optional[str], changes: Dict[str, Any]) -> str:
+    """What the searches run with, as a short hash: the config file's settings (comments aside) and
+    the benchmark's changes to them."""
+    config = yaml.safe_load((DEFAULT_CONFIG if base is None else config_file(base)).read_text()) or {}
+    text = json.dumps({"config": config, "changes": changes}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def recorded_searches(result: Path, digest: str) -> Dict[Tuple[str, int], Dict[str, Any]]:
+    """The finished searches ``result`` records with the same ``config_digest``, by (policy, seed).
+    Run directories are not kept in git: in a fresh checkout a search the result file records is
+    taken from it, not run again (a search repeats bit for bit only on the CPU it ran on)."""
+    if not result.is_file():
+        return {}
+    keep = ("policy", "search_seed", "winner", "search_seconds", "supernet_val_accuracy", "warmup_rounds",
+            "supernet_seed", "run", "config_digest")
+    return {(row["policy"], row["search_seed"]): {key: row.get(key) for key in keep}
+            for row in json.loads(result.read_text()).get("runs", []) if row.get("config_digest") == digest}
+
+
+def run_searches(args: argparse.Namespace, search_seeds: int, runs_dir: Path,
+                 result: Optional[Path] = None) -> List[Dict[str, Any]]:
+    """Each policy's searches (run, or found finished: in ``runs_dir``, or recorded in ``result`` with
+    the same config), one row per search with its winner; with ``--summary`` only the finished ones."""
+    changes = QUICK_SEARCH if args.quick else {}
+    digest = config_digest(args.config, changes)
+    recorded = {} if result is None else recorded_searches(result, digest)
     runs = []
     for policy in args.policies:
         for seed in range(search_seeds):
             out = runs_dir / f"{policy}-seed{seed}"
+            if not (out / "config.yaml").exists() and (policy, seed) in recorded:
+                runs.append(dict(recorded[(policy, seed)]))
+                continue
             if args.summary and not (out / "winner.json").exists():
                 continue
-            seconds = run_search(out, policy, seed, QUICK_SEARCH if args.quick else {}, runs_dir / "seconds.json",
-                                 base=args.config)
+            seconds = run_search(out, policy, seed, changes, runs_dir / "seconds.json", base=args.config)
             winner, saved = load(out / "winner.json"), RunDir(str(out)).read_config()
             runs.append({"policy": policy, "search_seed": seed, "winner": winner.key, "search_seconds": seconds,
                          "supernet_val_accuracy": winner.metadata.get("val_accuracy"),
@@ -268,7 +296,7 @@ def run_searches(args: argparse.Namespace, search_seeds: int, runs_dir: Path) ->
                          "warmup_rounds": saved.get("warmup_rounds"),
                          # 0 for every search seed until --seed reached the supernet
                          "supernet_seed": saved_config(saved).evaluator.seed,
-                         "run": repository_path(out)})
+                         "run": repository_path(out), "config_digest": digest})
     return runs
 
 
@@ -295,7 +323,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         budget = standalone_table.budget_of(given, "--table")
     else:
         budget = standalone_table.make_budget(args.quick)  # budget B: what the winners train at without --table
-    runs = run_searches(args, search_seeds, runs_dir)
+    runs = run_searches(args, search_seeds, runs_dir, RESULTS / f"{name}.json")
     if args.searches_only:
         print(json.dumps(runs, indent=1))
         return

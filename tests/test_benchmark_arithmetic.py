@@ -770,6 +770,50 @@ def test_search_outcome_runs_a_named_config_in_its_own_folder_and_result(tmp_pat
     assert error.startswith("error: --config: config 'no-such-config'") and error.count("\n") == 1
 
 
+def test_search_outcome_takes_a_search_whose_directory_is_gone_from_its_result(tmp_path, monkeypatch):
+    """Run directories are not kept in git: in a fresh checkout a search the result file records with
+    the same config is not run again; one recorded under another config is."""
+    import json
+    import pandas as pd
+    import yaml
+    import standalone_table
+    from searchspace import KNOWN
+
+    monkeypatch.setattr(search_outcome, "RESULTS", tmp_path)
+    commands = []
+    monkeypatch.setattr(search_outcome.subprocess, "run", lambda command, **_: commands.append(command))
+    budget = standalone_table.make_budget(False)
+    rows = [{**standalone_table.budget_row(budget), "name": n, "genotype": KNOWN[n].key, "seed": seed,
+             "val_accuracy": a, "test_accuracy": a + seed / 1000}
+            for n, a in (("none", 0.70), ("srm", 0.74), ("se", 0.72)) for seed in (0, 1)]
+    table = tmp_path / "table_2b.parquet"
+    pd.DataFrame(rows).to_parquet(table)
+    out = tmp_path / "runs" / "likelihood" / "rl-seed0"
+    out.mkdir(parents=True)
+    (out / "winner.json").write_text(KNOWN["se"].to_json())
+    (out / "config.yaml").write_text(yaml.safe_dump({"warmup_rounds": 0}))
+    args = ["--config", "likelihood", "--table", str(table), "--runs", str(tmp_path / "runs"), "--policies", "rl",
+            "--seeds", "1", "--standalone-seeds", "2"]
+    search_outcome.main(args)
+    path = tmp_path / "search_outcome_likelihood_against_table_2b.json"
+    first = json.loads(path.read_text())
+    assert first["runs"][0]["config_digest"] == search_outcome.config_digest("likelihood", {})
+
+    for item in out.iterdir():  # the checkout is fresh: the run directory is gone
+        item.unlink()
+    out.rmdir()
+    search_outcome.main(args)
+    again = json.loads(path.read_text())
+    assert commands == [] and again["runs"] == first["runs"] and again["complete"]
+
+    stale = {**first, "runs": [{**first["runs"][0], "config_digest": "another config"}]}
+    path.write_text(json.dumps(stale))
+    from searchspace.genotype import GenotypeError
+    with pytest.raises(GenotypeError, match="winner.json: cannot read"):  # searched again: the stub writes none
+        search_outcome.main(args)
+    assert len(commands) == 1 and commands[0][-2:] == ["--config", "likelihood"]
+
+
 def test_the_rank_model_gives_the_ceiling_of_a_mean_ground_truth(measures):
     """The true ranking against a 12-seed mean agrees as the model projects from single seeds' tau."""
     import numpy as np
