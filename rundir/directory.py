@@ -279,13 +279,12 @@ class RunDir:
         """The derive stage's finished scores measured with the checkpoint of ``round_number``; empty
         when there are none (a new derive stage, or one after a search continued to more rounds)."""
         path = self.path("derive_scores.parquet")
-        if self._kind(path) != pafs.FileType.File:
-            return pd.DataFrame(columns=DERIVE_SCORE_SCHEMA.names)
-        try:
-            frame = self._read_parquet(path).to_pandas()
-        except RunDirError as err:  # only a cache of work done: the derive stage scores them again
-            warnings.warn(f"{err}; the derive stage scores its candidates again", RuntimeWarning, stacklevel=2)
-            return pd.DataFrame(columns=DERIVE_SCORE_SCHEMA.names)
+        frame = pd.DataFrame(columns=DERIVE_SCORE_SCHEMA.names)
+        if self._kind(path) == pafs.FileType.File:
+            try:
+                frame = self._read_parquet(path).to_pandas()
+            except RunDirError as err:  # only a cache of work done: the derive stage scores them again
+                warnings.warn(f"{err}; the derive stage scores its candidates again", RuntimeWarning, stacklevel=2)
         return frame[frame["round"] == round_number].reset_index(drop=True)
 
     def write_winner(self, genotype: Genotype) -> None:

@@ -696,23 +696,32 @@ def test_search_outcome_markdown_names_a_missing_result_and_exits_2(capsys):
     assert "--markdown no-such-result: no result file" in capsys.readouterr().err
 
 
+def known_modules_table(tmp_path, budget):
+    """table_2b.parquet: none, SRM and SE at ``budget``, seeds 0 and 1 (SRM best, 74 %; SE 72 %)."""
+    import pandas as pd
+    import standalone_table
+    from searchspace import KNOWN
+
+    rows = [{**standalone_table.budget_row(budget), "name": n, "genotype": KNOWN[n].key, "seed": seed,
+             "val_accuracy": a, "test_accuracy": a + seed / 1000}
+            for n, a in (("none", 0.70), ("srm", 0.74), ("se", 0.72)) for seed in (0, 1)]
+    table = tmp_path / "table_2b.parquet"
+    pd.DataFrame(rows).to_parquet(table)
+    return table
+
+
 def test_search_outcome_judges_by_another_table_at_that_tables_budget(tmp_path, monkeypatch, capsys):
     """--table: the reference and the winners' budget are the table's; a winner the table holds is
     copied, not trained; the result is search_outcome_against_<table>.json."""
     import json
     import pandas as pd
     import yaml
-    import standalone_table
     from searchspace import KNOWN
 
     monkeypatch.setattr(search_outcome, "RESULTS", tmp_path)
     budget = {"arch": "resnet20", "epochs": 12, "batch_size": 64, "lr": 0.05, "dataset": "styled-glyphs",
               "dataset_options": {"test_size": 20000}}
-    rows = [{**standalone_table.budget_row(budget), "name": n, "genotype": KNOWN[n].key, "seed": seed,
-             "val_accuracy": a, "test_accuracy": a + seed / 1000}
-            for n, a in (("none", 0.70), ("srm", 0.74), ("se", 0.72)) for seed in (0, 1)]
-    table = tmp_path / "table_2b.parquet"
-    pd.DataFrame(rows).to_parquet(table)
+    table = known_modules_table(tmp_path, budget)
     out = tmp_path / "runs" / "default" / "rl-seed0"  # a finished search whose winner is se
     out.mkdir(parents=True)
     (out / "winner.json").write_text(KNOWN["se"].to_json())
@@ -736,7 +745,6 @@ def test_search_outcome_runs_a_named_config_in_its_own_folder_and_result(tmp_pat
     """--config likelihood: the searches run with that config, in RUNS/likelihood, and the result is
     search_outcome_likelihood_<...>.json; a config that does not exist is refused in one line."""
     import json
-    import pandas as pd
     import yaml
     import standalone_table
     from searchspace import KNOWN
@@ -747,11 +755,7 @@ def test_search_outcome_runs_a_named_config_in_its_own_folder_and_result(tmp_pat
     search_outcome.run_search(tmp_path / "new" / "rl-seed1", "rl", 1, {}, tmp_path / "seconds.json", base="likelihood")
     assert commands[0][-2:] == ["--config", "likelihood"] and "--resume" not in commands[0]
     budget = standalone_table.make_budget(False)
-    rows = [{**standalone_table.budget_row(budget), "name": n, "genotype": KNOWN[n].key, "seed": seed,
-             "val_accuracy": a, "test_accuracy": a + seed / 1000}
-            for n, a in (("none", 0.70), ("srm", 0.74), ("se", 0.72)) for seed in (0, 1)]
-    table = tmp_path / "table_2b.parquet"
-    pd.DataFrame(rows).to_parquet(table)
+    table = known_modules_table(tmp_path, budget)
     out = tmp_path / "runs" / "likelihood" / "rl-seed0"
     out.mkdir(parents=True)
     (out / "winner.json").write_text(KNOWN["se"].to_json())
@@ -774,7 +778,6 @@ def test_search_outcome_takes_a_search_whose_directory_is_gone_from_its_result(t
     """Run directories are not kept in git: in a fresh checkout a search the result file records with
     the same config is not run again; one recorded under another config is."""
     import json
-    import pandas as pd
     import yaml
     import standalone_table
     from searchspace import KNOWN
@@ -783,11 +786,7 @@ def test_search_outcome_takes_a_search_whose_directory_is_gone_from_its_result(t
     commands = []
     monkeypatch.setattr(search_outcome.subprocess, "run", lambda command, **_: commands.append(command))
     budget = standalone_table.make_budget(False)
-    rows = [{**standalone_table.budget_row(budget), "name": n, "genotype": KNOWN[n].key, "seed": seed,
-             "val_accuracy": a, "test_accuracy": a + seed / 1000}
-            for n, a in (("none", 0.70), ("srm", 0.74), ("se", 0.72)) for seed in (0, 1)]
-    table = tmp_path / "table_2b.parquet"
-    pd.DataFrame(rows).to_parquet(table)
+    table = known_modules_table(tmp_path, budget)
     out = tmp_path / "runs" / "likelihood" / "rl-seed0"
     out.mkdir(parents=True)
     (out / "winner.json").write_text(KNOWN["se"].to_json())
