@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, List, Sequence, Tuple
+from typing import Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -105,6 +105,9 @@ class Reward:
     val_accuracy: float
     val_loss: float
     status: str  # "ok", or "nan" when the forward pass was not finite
+    # the spread (population sd) of the per-image losses behind ``val_loss``: what makes a standard
+    # error of a likelihood reward; None where it was not measured
+    val_loss_sd: Optional[float] = None
 
 
 @torch.no_grad()
@@ -124,8 +127,9 @@ def reward(supernet: Supernet, genotype: Genotype, images: torch.Tensor, labels:
     if not torch.isfinite(logits).all():
         return Reward(reward=0.0, val_accuracy=0.0, val_loss=float("nan"), status="nan")
     accuracy = (logits.argmax(dim=1) == labels).double().mean().item()
-    loss = F.cross_entropy(logits.double(), labels).item()
-    return Reward(reward=accuracy, val_accuracy=accuracy, val_loss=loss, status="ok")
+    loss = F.cross_entropy(logits.double(), labels).item()  # as before the spread was kept: same bits
+    spread = F.cross_entropy(logits.double(), labels, reduction="none").std(correction=0).item()
+    return Reward(reward=accuracy, val_accuracy=accuracy, val_loss=loss, status="ok", val_loss_sd=spread)
 
 
 def metric_value(accuracy, loss, metric: str):
@@ -144,4 +148,8 @@ def mean_reward(parts: Sequence[Tuple[Reward, int]], metric: str = "accuracy") -
     total = sum(n for _, n in parts)
     accuracy = sum(r.val_accuracy * n for r, n in parts) / total
     loss = sum(r.val_loss * n for r, n in parts) / total
-    return Reward(reward=float(metric_value(accuracy, loss, metric)), val_accuracy=accuracy, val_loss=loss, status="ok")
+    spread = None
+    if all(r.val_loss_sd is not None for r, _ in parts):  # within batches plus between their means
+        spread = math.sqrt(sum(n * (r.val_loss_sd ** 2 + (r.val_loss - loss) ** 2) for r, n in parts) / total)
+    return Reward(reward=float(metric_value(accuracy, loss, metric)), val_accuracy=accuracy, val_loss=loss, status="ok",
+                  val_loss_sd=spread)

@@ -80,6 +80,7 @@ class RewardResult:
     attempts: int = 1
     notes: List[str] = field(default_factory=list)
     images: int = 0  # how many validation images the reward was measured on
+    val_loss_sd: Optional[float] = None  # the per-image losses' spread (training.Reward); None if unmeasured
 
 
 class Evaluator:
@@ -213,16 +214,17 @@ class Evaluator:
                          for images, labels in batches]
             result = mean_reward(parts, self.config.reward_metric)
             values = (result.reward, result.val_accuracy, result.val_loss, result.status)
-            scored_on = sum(count for _, count in parts)
+            scored_on, spread = sum(count for _, count in parts), result.val_loss_sd
         except RuntimeError as err:  # no reward measured: the pool tries again, the controller never sees a 0
             values, notes = (None, None, None, "failed"), [self._failure(err, task.genotype, batch_size)]
-            scored_on = 0
+            scored_on, spread = 0, None
         else:
             notes = []
         if task.genotype not in self._params:
             self._params[task.genotype] = self.supernet.parameters_of(genotype)
         return RewardResult(task.sample, task.genotype, *values, params=self._params[task.genotype],
-                            worker=self.worker, wall_time_s=time.perf_counter() - start, notes=notes, images=scored_on)
+                            worker=self.worker, wall_time_s=time.perf_counter() - start, notes=notes, images=scored_on,
+                            val_loss_sd=spread)
 
     def _failure(self, err: RuntimeError, genotype: str, batch_size: int) -> str:
         """One line on why scoring failed; out-of-memory named as such, with the genotype and the batch size."""

@@ -8,7 +8,8 @@ validation set), else from the rewards log so far (mean reward per genotype), so
 while the search runs.
 
 ``reward_se`` is each reward's standard error as a measurement (binomial over the validation
-images, or the spread of the search's rewards); the table ends by saying which genotypes rank 1
+images for an accuracy, the per-image losses' spread for a likelihood reward, or the spread of
+the search's rewards); the table ends by saying which genotypes rank 1
 cannot be told apart from on these figures, and, once stage 2 has raced them, the race's answer.
 Under an objective that weighs latency the objective ranks, and ``--pareto`` lists the candidates
 no other beats on both accuracy and predicted latency.

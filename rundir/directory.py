@@ -43,6 +43,7 @@ from rundir.schemas import (
     TOP_K_COLUMNS,
     rank_candidates,
     table_from_frame,
+    unmeasured_spread,
 )
 from searchspace import DECISION_NAMES
 from searchspace.rules import DEFAULT_COMBINE, GATE_BIAS
@@ -251,7 +252,7 @@ class RunDir:
             frame = frame.assign(objective=frame["reward"])
         if "latency_ms" not in frame.columns:
             frame = frame.assign(latency_ms=pd.array([pd.NA] * len(frame), dtype="Float64"))
-        table = self._table(frame, CANDIDATE_SCHEMA, "candidates")
+        table = self._table(unmeasured_spread(frame), CANDIDATE_SCHEMA, "candidates")
         ranks = sorted(table["rank"].to_pylist())
         if ranks != list(range(1, len(ranks) + 1)):
             raise self._error(f"candidate ranks must be 1..{len(ranks)}, got {ranks}")
@@ -271,7 +272,7 @@ class RunDir:
     def write_derive_scores(self, frame: pd.DataFrame) -> None:
         """derive_scores.parquet, atomically: the whole-split scores the derive stage has finished so
         far, one row per genotype (schemas.DERIVE_SCORE_SCHEMA)."""
-        table = self._table(frame, DERIVE_SCORE_SCHEMA, "derive scores")
+        table = self._table(unmeasured_spread(frame), DERIVE_SCORE_SCHEMA, "derive scores")
         with atomic_output(self.fs, self.path("derive_scores.parquet")) as stream:
             pq.write_table(table, stream)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from typing import List, Tuple
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -56,6 +57,8 @@ CANDIDATE_SCHEMA = pa.schema([
     pa.field("source", pa.string()),
     pa.field("params", pa.int64()),
     pa.field("val_images", pa.int64()),  # the images ``reward`` was measured on (null in runs before it was kept)
+    # the spread (sd) of the per-image losses behind ``val_loss`` (null in runs before it was kept)
+    pa.field("val_loss_sd", pa.float64()),
     pa.field("latency_ms", pa.float64()),  # predicted, under an objective that weighs latency; else null
     pa.field("objective", pa.float64()),  # what ranks: the reward itself under the accuracy objective
 ])
@@ -72,6 +75,7 @@ DERIVE_SCORE_SCHEMA = pa.schema([
     pa.field("params", pa.int64()),
     pa.field("val_images", pa.int64()),
     pa.field("wall_time_s", pa.float64()),
+    pa.field("val_loss_sd", pa.float64()),
 ])
 
 RETRAIN_KINDS = ("candidate", "baseline")
@@ -131,6 +135,14 @@ def table_from_frame(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
+def unmeasured_spread(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with a null ``val_loss_sd`` where it has none: scores written by code, or runs, from
+    before the per-image losses' spread was kept."""
+    if "val_loss_sd" in frame.columns:
+        return frame
+    return frame.assign(val_loss_sd=pd.array([pd.NA] * len(frame), dtype="Float64"))
+
+
 def float_array(column: pd.Series, kind: pa.DataType) -> pa.Array:
     """A float column with NaN kept as NaN and ``pd.NA``/None as null."""
     missing = column.map(lambda value: value is None or value is pd.NA).to_numpy(dtype=bool)
@@ -169,25 +181,32 @@ def separation_note(ranked: pd.DataFrame) -> str:
         lines.append("rank 1 is separated from every other rank shown (more than 1.96 standard errors)")
     if unknown:
         lines.append(f"no standard error for rank{'s' if len(unknown) > 1 else ''} {', '.join(map(str, unknown))} "
-                     "(one reward, a reward that is not an accuracy, or a run from before the derive stage kept "
-                     "its image count)")
+                     "(one reward, or a run from before the derive stage kept its image count or, under the "
+                     "likelihood reward, its losses' spread)")
     lines.append("a supernet's scores rank stand-alone accuracy only loosely: race the shortlist against the "
                  "known modules with retrain_topk.py DIR --race")
     return "\n".join(lines)
 
 
-def binomial_se(scores: pd.DataFrame, images: pd.Series) -> pd.Series:
-    """The standard error of an accuracy over ``images``; NaN (unknown) where the reward is not the
-    accuracy (``evaluator.reward_metric: likelihood``) or no image count was kept."""
+def reward_se(scores: pd.DataFrame, images: pd.Series) -> pd.Series:
+    """The standard error of each reward as a measurement over ``images`` validation images:
+    binomial where the reward is the accuracy; where it is the likelihood ``exp(-val_loss)``
+    (``evaluator.reward_metric: likelihood``), ``reward * val_loss_sd / sqrt(images)`` by the delta
+    method. NaN (unknown) where no image count, or for a likelihood no loss spread, was kept."""
     reward = scores["reward"].astype("float64")
-    se = (reward * (1 - reward) / images.astype("float64").where(images > 0)) ** 0.5
-    return se.where(reward == scores["val_accuracy"].astype("float64"))
+    counted = images.astype("float64").where(images > 0)
+    binomial = (reward * (1 - reward) / counted) ** 0.5
+    spread = scores["val_loss_sd"].astype("float64") if "val_loss_sd" in scores.columns else math.nan
+    likelihood = reward * spread / counted ** 0.5
+    is_accuracy = reward == scores["val_accuracy"].astype("float64")
+    is_likelihood = np.isclose(reward, np.exp(-scores["val_loss"].astype("float64")), rtol=1e-12, atol=0.0)
+    return binomial.where(is_accuracy, likelihood.where(is_likelihood & ~is_accuracy))
 
 
 def rank_candidates(candidates: pd.DataFrame) -> pd.DataFrame:
     """candidates.parquet as a top-k table: :data:`TOP_K_COLUMNS`, then what the derive stage adds."""
     ranked = candidates.rename(columns={"search_count": "count"})
     images = ranked["val_images"] if "val_images" in ranked.columns else pd.Series(math.nan, index=ranked.index)
-    ranked = ranked.assign(reward_se=binomial_se(ranked, images))
+    ranked = ranked.assign(reward_se=reward_se(ranked, images))
     extra = ["objective", "latency_ms"] if "latency_ms" in ranked.columns and ranked["latency_ms"].notna().any() else []
     return ranked[TOP_K_COLUMNS + extra + ["val_accuracy", "val_loss", "search_mean_reward", "params"]]

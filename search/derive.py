@@ -33,6 +33,11 @@ def measured_rewards(rows: pd.DataFrame, metric: str) -> pd.Series:
     return metric_value(rows["val_accuracy"], rows["val_loss"], metric)
 
 
+def known(value: Optional[float]) -> Optional[float]:
+    """``value``, or None where it was not measured (None, or NaN: a file written before it was kept)."""
+    return None if value is None or pd.isna(value) else float(value)
+
+
 def whole_split_scores(keys: List[str], round_number: int, shared: Dict[str, Any], pool: WorkerPool,
                        rundir: RunDir, label: str, progress: bool) -> List[RewardResult]:
     """Each genotype's whole-split score with the shared weights of ``round_number``, in the order of
@@ -43,7 +48,8 @@ def whole_split_scores(keys: List[str], round_number: int, shared: Dict[str, Any
     rows = saved.to_dict("records")
     done = {row["genotype"]: RewardResult(-1, row["genotype"], row["reward"], row["val_accuracy"], row["val_loss"],
                                           "ok", int(row["params"]), wall_time_s=row["wall_time_s"],
-                                          images=int(row["val_images"])) for row in rows}
+                                          images=int(row["val_images"]), val_loss_sd=known(row.get("val_loss_sd")))
+            for row in rows}
     todo = [key for key in keys if key not in done]
 
     def keep(result: RewardResult) -> None:
@@ -51,7 +57,8 @@ def whole_split_scores(keys: List[str], round_number: int, shared: Dict[str, Any
         if result.status != "failed":  # a failure is tried again on resume
             rows.append({"round": round_number, "genotype": result.genotype, "reward": result.reward,
                          "val_accuracy": result.val_accuracy, "val_loss": result.val_loss, "params": result.params,
-                         "val_images": result.images, "wall_time_s": result.wall_time_s})
+                         "val_images": result.images, "wall_time_s": result.wall_time_s,
+                         "val_loss_sd": known(result.val_loss_sd)})
             rundir.write_derive_scores(pd.DataFrame(rows))
 
     with tqdm(total=len(keys), initial=len(keys) - len(todo), desc=label, unit="genotype", disable=not progress) as bar:
@@ -95,7 +102,7 @@ def derive(config: SearchConfig, run_id: str, shared: Dict[str, Any], service, p
                      "latency_ms": pd.NA if latency is None else latency, "objective": objective,
                      "val_loss": result.val_loss, "search_mean_reward": float(seen.mean()) if len(seen) else float("nan"),
                      "search_count": int(len(seen)), "source": sources[key], "params": result.params,
-                     "val_images": result.images})
+                     "val_images": result.images, "val_loss_sd": known(result.val_loss_sd)})
     rows.sort(key=lambda r: (-r["objective"], r["genotype"]))
     for rank, row in enumerate(rows, start=1):
         row["rank"] = rank

@@ -13,7 +13,7 @@ import pandas as pd
 
 from evaluator.worker import Evaluator, RewardTask
 from rundir import RunDir, RunDirError
-from rundir.schemas import binomial_se
+from rundir.schemas import reward_se
 from search.config import saved_config
 from searchspace import KNOWN, from_key
 
@@ -49,7 +49,8 @@ def score_genotypes(rundir: RunDir, genotypes: Sequence[str], correction_steps: 
     names = {module.key: name for name, module in reversed(list(KNOWN.items()))}
     frame = pd.DataFrame([{
         "genotype": r.genotype, "name": names.get(r.genotype, ""), "reward": r.reward, "val_accuracy": r.val_accuracy,
-        "val_loss": r.val_loss, "val_images": r.images, "status": r.status, "note": "; ".join(r.notes)}
+        "val_loss": r.val_loss, "val_loss_sd": r.val_loss_sd, "val_images": r.images, "status": r.status,
+        "note": "; ".join(r.notes)}
         for r in results])
-    frame["reward_se"] = binomial_se(frame, frame["val_images"])
+    frame["reward_se"] = reward_se(frame, frame["val_images"])
     return frame.sort_values(["reward", "genotype"], ascending=[False, True], kind="mergesort").reset_index(drop=True)

@@ -4,6 +4,7 @@ import zlib
 from types import SimpleNamespace
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 import search.derive
@@ -36,7 +37,8 @@ class GenotypePool:
             if self.stop_after is not None and len(self.scored) == self.stop_after:
                 raise Killed
             value = 0.5 + (zlib.crc32(task.genotype.encode()) % 1000) / 10_000
-            result = RewardResult(task.sample, task.genotype, value, value, 1.0 - value, "ok", 1000, images=2000)
+            result = RewardResult(task.sample, task.genotype, value, value, 1.0 - value, "ok", 1000, images=2000,
+                                  val_loss_sd=2 * value)
             self.scored.append(task.genotype)
             results.append(result)
             if on_result is not None:
@@ -101,3 +103,19 @@ def test_scores_of_other_weights_or_a_damaged_file_are_scored_again(without_ray,
         damaged.write(b"not parquet")
     with pytest.warns(RuntimeWarning, match="scores its candidates again"):
         assert rundir.read_derive_scores(CONFIG.rounds).empty
+
+
+def test_scores_saved_before_the_loss_spread_was_kept_are_used_with_it_unknown(without_ray, tmp_path):
+    rundir, state = searched(tmp_path / "run")
+    with pytest.raises(Killed):
+        derive(CONFIG, "resumed", {"weights": {}}, controller(state), GenotypePool(stop_after=2), rundir, progress=False)
+    path = rundir.path("derive_scores.parquet")
+    pq.write_table(pq.read_table(path).drop(["val_loss_sd"]), path)  # as an older version wrote it
+
+    rest = GenotypePool()
+    derive(CONFIG, "resumed", {"weights": {}}, controller(state), rest, rundir, progress=False)
+    candidates = rundir.read_candidates().set_index("genotype")
+    old = list(rundir.read_derive_scores(CONFIG.rounds)["genotype"][:2])
+    assert not set(old) & set(rest.scored)  # not scored again
+    assert candidates.loc[old, "val_loss_sd"].isna().all()
+    assert candidates.loc[rest.scored, "val_loss_sd"].notna().all()

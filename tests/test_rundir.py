@@ -2,6 +2,7 @@
 
 docs/formats.md's columns, and the two user scripts over it (experiments/top_k.py, experiments/export_genotype.py)."""
 import io
+import math
 import json
 import os
 import random
@@ -303,6 +304,26 @@ def test_top_k_says_which_ranks_its_figures_cannot_separate(logged, images, sepa
     assert ("rank 1 is separated from every other rank shown" in out) == separated
     assert ("rank 1 is not separated from ranks 2, 3" in out) != separated
     assert "--race" in out
+
+
+def test_a_likelihood_rewards_standard_error_comes_from_the_losses_spread(logged, capsys):
+    """Under ``evaluator.reward_metric: likelihood`` the reward is exp(-val_loss): its standard error
+    is reward * val_loss_sd / sqrt(images), by the delta method; unknown where the spread was not kept."""
+    losses, spread, images = [1.0, 1.02, 1.3], [1.5, 1.4, 1.6], 2000
+    likely = candidates().assign(val_loss=losses, reward=[math.exp(-v) for v in losses],
+                                 val_accuracy=[0.6, 0.62, 0.5], val_loss_sd=spread, val_images=images)
+    logged.write_candidates(likely)
+    ranked = logged.top_k()
+    expected = [math.exp(-v) * s / images ** 0.5 for v, s in zip(losses, spread)]
+    assert ranked["reward_se"].tolist() == pytest.approx(expected)
+    script("top_k").main([logged.out])
+    # rank 2 is 0.0074 below rank 1, within 1.96 * hypot(0.0123, 0.0113); rank 3 is 0.095 below
+    assert "rank 1 is not separated from rank 2:" in capsys.readouterr().out
+
+    logged.write_candidates(likely.drop(columns="val_loss_sd"))  # a run from before the spread was kept
+    assert logged.top_k()["reward_se"].isna().all()
+    script("top_k").main([logged.out])
+    assert "no standard error for ranks 1, 2, 3" in capsys.readouterr().out
 
 
 def test_top_k_prefers_candidates_and_winner_round_trips(logged):

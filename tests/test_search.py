@@ -62,6 +62,7 @@ def test_search_leaves_a_complete_run_directory(uninterrupted):
     assert winner.metadata["run_id"] == "whole" and winner.metadata["rank"] == 1
     # the winner's uncertainty travels with it: binomial over the 128 validation images it was scored on
     assert candidates["val_images"].eq(128).all()
+    assert candidates["val_loss_sd"].gt(0).all()  # what a likelihood reward's standard error needs
     reward = winner.metadata["reward"]
     assert winner.metadata["reward_se"] == pytest.approx((reward * (1 - reward) / 128) ** 0.5)
     tied = winner.metadata["not_separated_from_ranks"]
@@ -81,6 +82,7 @@ def test_score_rates_genotypes_on_a_finished_run_as_its_derive_stage_did(uninter
     for key, row in candidates.iterrows():  # the same weights, images and BN mode: the same figures
         assert scores.loc[key, "reward"] == pytest.approx(row["reward"], abs=1e-9)
         assert scores.loc[key, "val_loss"] == pytest.approx(row["val_loss"], rel=1e-5)
+        assert scores.loc[key, "val_loss_sd"] == pytest.approx(row["val_loss_sd"], rel=1e-5)
     srm = searchspace.KNOWN["srm"].key
     assert scores.loc[srm, "name"] == "srm" and scores.loc[srm, "val_images"] == 128 and srm in printed
     assert list(scores["reward"]) == sorted(scores["reward"], reverse=True)

@@ -113,6 +113,26 @@ def test_a_seed_draws_the_slot_in_the_order_of_the_four_sets():
         assert torch.equal(slot[key], value), key
 
 
+def test_the_loss_spread_is_the_per_image_losses_sd_pooled_over_batches():
+    """What a likelihood reward's standard error is made of: the sd of the per-image cross-entropies,
+    the same whether the images came in one batch or several."""
+    torch.manual_seed(0)
+    supernet = Supernet("resnet20", num_classes=10).double().eval()
+    genotype = from_key("gap|fc_relu_fc|mean|conv7x7")
+    x = torch.randn(10, 3, 32, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    labels = torch.arange(10) % 10
+    losses = torch.nn.functional.cross_entropy(supernet(x, genotype), labels, reduction="none")
+    whole = reward(supernet, genotype, x, labels, batch_statistics=False)
+    assert whole.val_loss_sd == pytest.approx(losses.std(correction=0).item(), rel=1e-9)
+    assert whole.val_loss == pytest.approx(losses.mean().item(), rel=1e-9)
+    parts = [(reward(supernet, genotype, x[a:b], labels[a:b], batch_statistics=False), b - a)
+             for a, b in ((0, 3), (3, 4), (4, 10))]
+    pooled = mean_reward(parts, "likelihood")
+    assert pooled.val_loss_sd == pytest.approx(whole.val_loss_sd, rel=1e-9)
+    assert pooled.reward == pytest.approx(math.exp(-whole.val_loss), rel=1e-9)
+    assert mean_reward(parts + [(Reward(0.5, 0.5, 1.0, "ok"), 2)]).val_loss_sd is None  # one part unmeasured
+
+
 def test_a_likelihood_reward_is_exp_of_minus_the_image_weighted_loss():
     parts = [(Reward(0.5, 0.5, 1.0, "ok"), 2), (Reward(1.0, 1.0, 0.25, "ok"), 6)]
     likelihood = mean_reward(parts, "likelihood")
