@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -108,6 +108,10 @@ class Reward:
     # the spread (population sd) of the per-image losses behind ``val_loss``: what makes a standard
     # error of a likelihood reward; None where it was not measured
     val_loss_sd: Optional[float] = None
+    # each image's cross-entropy and whether it was classified right, in the images' order: two
+    # genotypes scored on the same images are compared image by image (rundir/schemas.py)
+    image_losses: Optional[np.ndarray] = field(default=None, compare=False, repr=False)
+    image_correct: Optional[np.ndarray] = field(default=None, compare=False, repr=False)
 
 
 @torch.no_grad()
@@ -126,10 +130,13 @@ def reward(supernet: Supernet, genotype: Genotype, images: torch.Tensor, labels:
         logits = supernet(images, genotype)
     if not torch.isfinite(logits).all():
         return Reward(reward=0.0, val_accuracy=0.0, val_loss=float("nan"), status="nan")
-    accuracy = (logits.argmax(dim=1) == labels).double().mean().item()
-    loss = F.cross_entropy(logits.double(), labels).item()  # as before the spread was kept: same bits
-    spread = F.cross_entropy(logits.double(), labels, reduction="none").std(correction=0).item()
-    return Reward(reward=accuracy, val_accuracy=accuracy, val_loss=loss, status="ok", val_loss_sd=spread)
+    correct = logits.argmax(dim=1) == labels
+    accuracy = correct.double().mean().item()
+    loss = F.cross_entropy(logits.double(), labels).item()  # as before the per-image figures were kept: same bits
+    losses = F.cross_entropy(logits.double(), labels, reduction="none")
+    return Reward(reward=accuracy, val_accuracy=accuracy, val_loss=loss, status="ok",
+                  val_loss_sd=losses.std(correction=0).item(), image_losses=losses.cpu().numpy(),
+                  image_correct=correct.cpu().numpy())
 
 
 def metric_value(accuracy, loss, metric: str):
@@ -151,5 +158,9 @@ def mean_reward(parts: Sequence[Tuple[Reward, int]], metric: str = "accuracy") -
     spread = None
     if all(r.val_loss_sd is not None for r, _ in parts):  # within batches plus between their means
         spread = math.sqrt(sum(n * (r.val_loss_sd ** 2 + (r.val_loss - loss) ** 2) for r, n in parts) / total)
+    losses = correct = None
+    if all(r.image_losses is not None and r.image_correct is not None for r, _ in parts):
+        losses = np.concatenate([r.image_losses for r, _ in parts])
+        correct = np.concatenate([r.image_correct for r, _ in parts])
     return Reward(reward=float(metric_value(accuracy, loss, metric)), val_accuracy=accuracy, val_loss=loss, status="ok",
-                  val_loss_sd=spread)
+                  val_loss_sd=spread, image_losses=losses, image_correct=correct)

@@ -11,6 +11,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 
 from evaluator.allreduce import Rendezvous, ShardStatistics, free_address, process_group, synced_steps
@@ -81,6 +82,9 @@ class RewardResult:
     notes: List[str] = field(default_factory=list)
     images: int = 0  # how many validation images the reward was measured on
     val_loss_sd: Optional[float] = None  # the per-image losses' spread (training.Reward); None if unmeasured
+    # whole-split scores only (``batch`` -1): each image's loss and correctness (training.Reward)
+    image_losses: Optional[np.ndarray] = field(default=None, compare=False, repr=False)
+    image_correct: Optional[np.ndarray] = field(default=None, compare=False, repr=False)
 
 
 class Evaluator:
@@ -215,16 +219,17 @@ class Evaluator:
             result = mean_reward(parts, self.config.reward_metric)
             values = (result.reward, result.val_accuracy, result.val_loss, result.status)
             scored_on, spread = sum(count for _, count in parts), result.val_loss_sd
+            per_image = (result.image_losses, result.image_correct) if task.batch < 0 else (None, None)
         except RuntimeError as err:  # no reward measured: the pool tries again, the controller never sees a 0
             values, notes = (None, None, None, "failed"), [self._failure(err, task.genotype, batch_size)]
-            scored_on, spread = 0, None
+            scored_on, spread, per_image = 0, None, (None, None)
         else:
             notes = []
         if task.genotype not in self._params:
             self._params[task.genotype] = self.supernet.parameters_of(genotype)
         return RewardResult(task.sample, task.genotype, *values, params=self._params[task.genotype],
                             worker=self.worker, wall_time_s=time.perf_counter() - start, notes=notes, images=scored_on,
-                            val_loss_sd=spread)
+                            val_loss_sd=spread, image_losses=per_image[0], image_correct=per_image[1])
 
     def _failure(self, err: RuntimeError, genotype: str, batch_size: int) -> str:
         """One line on why scoring failed; out-of-memory named as such, with the genotype and the batch size."""

@@ -43,7 +43,7 @@ from rundir.schemas import (
     TOP_K_COLUMNS,
     rank_candidates,
     table_from_frame,
-    unmeasured_spread,
+    with_unmeasured,
 )
 from searchspace import DECISION_NAMES
 from searchspace.rules import DEFAULT_COMBINE, GATE_BIAS
@@ -252,7 +252,7 @@ class RunDir:
             frame = frame.assign(objective=frame["reward"])
         if "latency_ms" not in frame.columns:
             frame = frame.assign(latency_ms=pd.array([pd.NA] * len(frame), dtype="Float64"))
-        table = self._table(unmeasured_spread(frame), CANDIDATE_SCHEMA, "candidates")
+        table = self._table(with_unmeasured(frame, CANDIDATE_SCHEMA), CANDIDATE_SCHEMA, "candidates")
         ranks = sorted(table["rank"].to_pylist())
         if ranks != list(range(1, len(ranks) + 1)):
             raise self._error(f"candidate ranks must be 1..{len(ranks)}, got {ranks}")
@@ -272,7 +272,7 @@ class RunDir:
     def write_derive_scores(self, frame: pd.DataFrame) -> None:
         """derive_scores.parquet, atomically: the whole-split scores the derive stage has finished so
         far, one row per genotype (schemas.DERIVE_SCORE_SCHEMA)."""
-        table = self._table(unmeasured_spread(frame), DERIVE_SCORE_SCHEMA, "derive scores")
+        table = self._table(with_unmeasured(frame, DERIVE_SCORE_SCHEMA), DERIVE_SCORE_SCHEMA, "derive scores")
         with atomic_output(self.fs, self.path("derive_scores.parquet")) as stream:
             pq.write_table(table, stream)
 
@@ -330,18 +330,33 @@ class RunDir:
         """The best genotypes, ranks from 1: from candidates.parquet when the derive stage wrote it,
         else from the rewards log by canonical genotype (mean reward of its ``ok`` rows, ties by key).
 
-        Columns: :data:`TOP_K_COLUMNS`, then, from candidates: val_accuracy, val_loss,
+        Columns: :data:`TOP_K_COLUMNS`, then, from candidates: gap_se, val_accuracy, val_loss,
         search_mean_reward, params; from the log: best_reward, first_round. ``reward`` is what
         ranks, ``reward_se`` its standard error as a measurement (NaN where unknown: one reward, or
-        a run whose candidates predate ``val_images``); ``count`` the number of successful search
-        evaluations of the genotype.
+        a run whose candidates predate ``val_images``); ``gap_se`` the standard error of rank 1's
+        reward minus this one's, paired image by image where derive_scores.parquet kept per-image
+        figures; ``count`` the number of successful search evaluations of the genotype.
         """
         if k is not None and k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         self.check()
         candidates = self.read_candidates()
-        ranked = rank_candidates(candidates) if candidates is not None else self.rank_rewards()
+        ranked = rank_candidates(candidates, self._per_image_scores()) if candidates is not None else self.rank_rewards()
         return ranked.head(k).reset_index(drop=True) if k is not None else ranked
+
+    def _per_image_scores(self) -> Optional[pd.DataFrame]:
+        """derive_scores.parquet's per-image figures, which pair the candidates' gaps to rank 1; None
+        without them (a run from before they were kept, or a damaged file: the gaps are unpaired)."""
+        path = self.path("derive_scores.parquet")
+        if self._kind(path) != pafs.FileType.File:
+            return None
+        try:
+            table = self._read_parquet(path)
+        except RunDirError:
+            return None
+        if "image_loss" not in table.column_names:
+            return None
+        return table.select(["genotype", "reward", "image_loss", "image_correct"]).to_pandas()
 
     def genotype_at_rank(self, rank: int) -> Genotype:
         """The rank-``rank`` genotype with metadata {run_id, rank, reward, count, source}."""

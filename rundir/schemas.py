@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import List, Tuple
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
@@ -76,6 +76,11 @@ DERIVE_SCORE_SCHEMA = pa.schema([
     pa.field("val_images", pa.int64()),
     pa.field("wall_time_s", pa.float64()),
     pa.field("val_loss_sd", pa.float64()),
+    # each validation image's cross-entropy and whether it was classified right, in the split's
+    # order (null in runs before they were kept): rank 1 and another candidate are compared image
+    # by image (:func:`paired_gap_se`)
+    pa.field("image_loss", pa.list_(pa.float64())),
+    pa.field("image_correct", pa.list_(pa.bool_())),
 ])
 
 RETRAIN_KINDS = ("candidate", "baseline")
@@ -135,12 +140,15 @@ def table_from_frame(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def unmeasured_spread(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with a null ``val_loss_sd`` where it has none: scores written by code, or runs, from
-    before the per-image losses' spread was kept."""
-    if "val_loss_sd" in frame.columns:
-        return frame
-    return frame.assign(val_loss_sd=pd.array([pd.NA] * len(frame), dtype="Float64"))
+# Columns added after runs were first written: a frame without them is written with them null.
+LATER_COLUMNS = ("val_loss_sd", "image_loss", "image_correct")
+
+
+def with_unmeasured(frame: pd.DataFrame, schema: pa.Schema) -> pd.DataFrame:
+    """``frame`` with each of :data:`LATER_COLUMNS` that ``schema`` has and it lacks, null: scores
+    from code, or runs, from before they were kept."""
+    missing = [name for name in LATER_COLUMNS if name in schema.names and name not in frame.columns]
+    return frame.assign(**{name: [None] * len(frame) for name in missing})
 
 
 def float_array(column: pd.Series, kind: pa.DataType) -> pa.Array:
@@ -151,21 +159,58 @@ def float_array(column: pd.Series, kind: pa.DataType) -> pa.Array:
 
 
 def unseparated_ranks(ranked: pd.DataFrame) -> Tuple[List[int], List[int]]:
-    """Of a top-k table's ranks after the first: those whose reward is within 1.96 combined standard
-    errors of rank 1's (unpaired, so cautious where the scores share images), and those without a
-    standard error (all of them when rank 1 has none)."""
+    """Of a top-k table's ranks after the first: those whose reward is within 1.96 standard errors
+    of rank 1's (``gap_se``: paired image by image where the derive stage kept per-image figures,
+    else the two standard errors combined, cautious where the scores share images), and those
+    whose gap to rank 1 has no standard error."""
     if ranked.empty:
         return [], []
     first = ranked.iloc[0]
-    if math.isnan(first["reward_se"]):
-        return [], [int(rank) for rank in ranked["rank"]]
+    gaps = ranked["gap_se"] if "gap_se" in ranked.columns else np.hypot(first["reward_se"], ranked["reward_se"])
     tied, unknown = [], []
-    for row in ranked.iloc[1:].itertuples():
-        if math.isnan(row.reward_se):
+    for row, se in zip(ranked.iloc[1:].itertuples(), gaps.iloc[1:]):
+        if math.isnan(se):
             unknown.append(int(row.rank))
-        elif first["reward"] - row.reward < 1.96 * math.hypot(first["reward_se"], row.reward_se):
+        elif first["reward"] - row.reward < 1.96 * se:
             tied.append(int(row.rank))
     return tied, unknown
+
+
+def image_terms(score: pd.Series, losses: Any, correct: Any) -> Optional[np.ndarray]:
+    """Each image's part in ``score``'s reward, to first order: its correctness when the reward is
+    the accuracy, ``-reward * loss`` when it is the likelihood ``exp(-val_loss)`` (the delta
+    method); None where the per-image figures were not kept."""
+    if losses is None or correct is None or np.ndim(losses) == 0:
+        return None
+    if score["reward"] == score["val_accuracy"]:
+        return np.asarray(correct, dtype="float64")
+    if np.isclose(score["reward"], np.exp(-score["val_loss"]), rtol=1e-12, atol=0.0):
+        return -score["reward"] * np.asarray(losses, dtype="float64")
+    return None
+
+
+def gap_standard_errors(ranked: pd.DataFrame, per_image: Optional[pd.DataFrame]) -> pd.Series:
+    """For each rank of a top-k table, the standard error of rank 1's reward minus its own (NaN for
+    rank 1). Paired image by image where ``per_image`` (derive_scores rows: ``genotype``, ``reward``,
+    ``image_loss``, ``image_correct``) holds both scores on the same images: the two share every
+    image, so the pairing removes how hard each image is. Else the two ``reward_se`` combined."""
+    unpaired = pd.Series(np.hypot(ranked["reward_se"].iloc[0], ranked["reward_se"]), index=ranked.index)
+    terms: List[Optional[np.ndarray]] = [None] * len(ranked)
+    if per_image is not None and len(per_image):
+        kept = {(row.genotype, row.reward): (row.image_loss, row.image_correct) for row in per_image.itertuples()}
+        for i, (_, score) in enumerate(ranked.iterrows()):
+            figures = kept.get((score["genotype"], score["reward"]))
+            terms[i] = None if figures is None else image_terms(score, *figures)
+    gaps = []
+    for i, own in enumerate(terms):
+        first = terms[0]
+        if i == 0:
+            gaps.append(math.nan)
+        elif first is not None and own is not None and len(first) == len(own) and len(own) > 1:
+            gaps.append(float(np.std(first - own, ddof=1) / math.sqrt(len(own))))
+        else:
+            gaps.append(float(unpaired.iloc[i]))
+    return pd.Series(gaps, index=ranked.index, dtype="float64")
 
 
 def separation_note(ranked: pd.DataFrame) -> str:
@@ -180,7 +225,8 @@ def separation_note(ranked: pd.DataFrame) -> str:
     elif not unknown:
         lines.append("rank 1 is separated from every other rank shown (more than 1.96 standard errors)")
     if unknown:
-        lines.append(f"no standard error for rank{'s' if len(unknown) > 1 else ''} {', '.join(map(str, unknown))} "
+        lines.append(f"no standard error for the gap between rank 1 and rank{'s' if len(unknown) > 1 else ''} "
+                     f"{', '.join(map(str, unknown))} "
                      "(one reward, or a run from before the derive stage kept its image count or, under the "
                      "likelihood reward, its losses' spread)")
     lines.append("a supernet's scores rank stand-alone accuracy only loosely: race the shortlist against the "
@@ -203,10 +249,12 @@ def reward_se(scores: pd.DataFrame, images: pd.Series) -> pd.Series:
     return binomial.where(is_accuracy, likelihood.where(is_likelihood & ~is_accuracy))
 
 
-def rank_candidates(candidates: pd.DataFrame) -> pd.DataFrame:
-    """candidates.parquet as a top-k table: :data:`TOP_K_COLUMNS`, then what the derive stage adds."""
+def rank_candidates(candidates: pd.DataFrame, per_image: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+    """candidates.parquet as a top-k table: :data:`TOP_K_COLUMNS`, then what the derive stage adds,
+    ``gap_se`` among it (:func:`gap_standard_errors`; ``per_image``: the derive stage's scores)."""
     ranked = candidates.rename(columns={"search_count": "count"})
     images = ranked["val_images"] if "val_images" in ranked.columns else pd.Series(math.nan, index=ranked.index)
     ranked = ranked.assign(reward_se=reward_se(ranked, images))
+    ranked = ranked.assign(gap_se=gap_standard_errors(ranked, per_image))
     extra = ["objective", "latency_ms"] if "latency_ms" in ranked.columns and ranked["latency_ms"].notna().any() else []
-    return ranked[TOP_K_COLUMNS + extra + ["val_accuracy", "val_loss", "search_mean_reward", "params"]]
+    return ranked[TOP_K_COLUMNS + ["gap_se"] + extra + ["val_accuracy", "val_loss", "search_mean_reward", "params"]]

@@ -5,6 +5,7 @@ import logging
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
+import numpy as np
 import pandas as pd
 import ray
 from tqdm import tqdm
@@ -38,6 +39,11 @@ def known(value: Optional[float]) -> Optional[float]:
     return None if value is None or pd.isna(value) else float(value)
 
 
+def listed(values: Any) -> Optional[np.ndarray]:
+    """A per-image column's value as an array; None where it was not kept."""
+    return None if values is None or (np.ndim(values) == 0 and pd.isna(values)) else np.asarray(values)
+
+
 def whole_split_scores(keys: List[str], round_number: int, shared: Dict[str, Any], pool: WorkerPool,
                        rundir: RunDir, label: str, progress: bool) -> List[RewardResult]:
     """Each genotype's whole-split score with the shared weights of ``round_number``, in the order of
@@ -48,7 +54,9 @@ def whole_split_scores(keys: List[str], round_number: int, shared: Dict[str, Any
     rows = saved.to_dict("records")
     done = {row["genotype"]: RewardResult(-1, row["genotype"], row["reward"], row["val_accuracy"], row["val_loss"],
                                           "ok", int(row["params"]), wall_time_s=row["wall_time_s"],
-                                          images=int(row["val_images"]), val_loss_sd=known(row.get("val_loss_sd")))
+                                          images=int(row["val_images"]), val_loss_sd=known(row.get("val_loss_sd")),
+                                          image_losses=listed(row.get("image_loss")),
+                                          image_correct=listed(row.get("image_correct")))
             for row in rows}
     todo = [key for key in keys if key not in done]
 
@@ -58,7 +66,8 @@ def whole_split_scores(keys: List[str], round_number: int, shared: Dict[str, Any
             rows.append({"round": round_number, "genotype": result.genotype, "reward": result.reward,
                          "val_accuracy": result.val_accuracy, "val_loss": result.val_loss, "params": result.params,
                          "val_images": result.images, "wall_time_s": result.wall_time_s,
-                         "val_loss_sd": known(result.val_loss_sd)})
+                         "val_loss_sd": known(result.val_loss_sd), "image_loss": result.image_losses,
+                         "image_correct": result.image_correct})
             rundir.write_derive_scores(pd.DataFrame(rows))
 
     with tqdm(total=len(keys), initial=len(keys) - len(todo), desc=label, unit="genotype", disable=not progress) as bar:

@@ -3,6 +3,7 @@ and writes the same candidates and winner as a derive stage that was never inter
 import zlib
 from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -38,7 +39,8 @@ class GenotypePool:
                 raise Killed
             value = 0.5 + (zlib.crc32(task.genotype.encode()) % 1000) / 10_000
             result = RewardResult(task.sample, task.genotype, value, value, 1.0 - value, "ok", 1000, images=2000,
-                                  val_loss_sd=2 * value)
+                                  val_loss_sd=2 * value, image_losses=(1.0 - value) * np.linspace(0.5, 1.5, 2000),
+                                  image_correct=np.arange(2000) < round(2000 * value))
             self.scored.append(task.genotype)
             results.append(result)
             if on_result is not None:
@@ -90,6 +92,8 @@ def test_a_resumed_derive_stage_scores_only_the_rest_and_writes_the_same_winner(
     derive(CONFIG, "resumed", {"weights": {}}, controller(state), rest, killed, progress=False)
     assert rest.scored == keys[3:]
     pd.testing.assert_frame_equal(killed.read_candidates(), whole.read_candidates())
+    pd.testing.assert_frame_equal(killed.top_k(), whole.top_k())  # the gaps paired by image too
+    assert killed.top_k()["gap_se"].iloc[1:].gt(0).all()
     assert killed.read_winner().key == whole.read_winner().key
     assert killed.read_winner().metadata["reward"] == whole.read_winner().metadata["reward"]
 

@@ -323,7 +323,58 @@ def test_a_likelihood_rewards_standard_error_comes_from_the_losses_spread(logged
     logged.write_candidates(likely.drop(columns="val_loss_sd"))  # a run from before the spread was kept
     assert logged.top_k()["reward_se"].isna().all()
     script("top_k").main([logged.out])
-    assert "no standard error for ranks 1, 2, 3" in capsys.readouterr().out
+    assert "no standard error for the gap between rank 1 and ranks 2, 3" in capsys.readouterr().out
+
+
+def per_image_scores(ranked, correct, losses=None):
+    """derive_scores rows for the candidates in ``ranked`` with each one's per-image figures."""
+    return pd.DataFrame([
+        dict(round=1, genotype=row.genotype, reward=row.reward, val_accuracy=row.val_accuracy, val_loss=row.val_loss,
+             params=123, val_images=len(c), wall_time_s=1.0, image_correct=c,
+             image_loss=np.ones(len(c)) if losses is None else losses[i])
+        for i, (row, c) in enumerate(zip(ranked.itertuples(), correct))])
+
+
+@pytest.mark.parametrize("overlap, separated", [("nested", True), ("crossed", False)])
+def test_the_gap_to_rank_1_is_paired_image_by_image_where_the_derive_stage_kept_them(logged, overlap, separated,
+                                                                                         capsys):
+    """90 % against 80 % on 40 images: unpaired, within 1.96 standard errors. Where rank 2 is right
+    only on images rank 1 is right on too, the pairing separates them; where they are right on
+    different images, it does not."""
+    logged.write_candidates(candidates().assign(val_images=40))
+    first = np.arange(40) < 36
+    second = np.arange(40) < 32 if overlap == "nested" else np.arange(40) >= 8
+    third = np.arange(40) < 28
+    logged.write_derive_scores(per_image_scores(logged.read_candidates(), [first, second, third]))
+    ranked = logged.top_k()
+    gaps = {"nested": (0.1 * 0.9 * 40 / 39) ** 0.5 / 40 ** 0.5, "crossed": ((12 - 40 * 0.01) / 39) ** 0.5 / 40 ** 0.5}
+    assert ranked["gap_se"].iloc[1] == pytest.approx(gaps[overlap])
+    assert math.isnan(ranked["gap_se"].iloc[0])
+    script("top_k").main([logged.out])
+    out = capsys.readouterr().out
+    assert ("rank 1 is separated from every other rank shown" in out) == separated
+    assert ("rank 1 is not separated from rank 2:" in out) != separated
+
+
+def test_a_likelihood_candidate_worse_on_every_image_is_separated_when_paired(logged, capsys):
+    """Per-image losses that vary a lot from image to image hide a uniform 0.03 margin unpaired; paired,
+    each image's own difficulty cancels."""
+    rng = np.random.default_rng(0)
+    losses = rng.exponential(1.0, 500)
+    own = [losses, losses + 0.03, losses + 0.5]
+    means = [float(np.mean(v)) for v in own]
+    likely = candidates().assign(val_loss=means, reward=[math.exp(-m) for m in means], val_accuracy=0.5,
+                                 val_loss_sd=[float(np.std(v)) for v in own], val_images=500)
+    logged.write_candidates(likely)
+    unpaired = logged.top_k()
+    assert unpaired["gap_se"].iloc[1] == pytest.approx(math.hypot(*unpaired["reward_se"].iloc[:2]))
+    script("top_k").main([logged.out])
+    assert "rank 1 is not separated from rank 2:" in capsys.readouterr().out
+    logged.write_derive_scores(per_image_scores(logged.read_candidates(), [np.ones(500, bool)] * 3, own))
+    paired = logged.top_k()
+    assert paired["gap_se"].iloc[1] < unpaired["gap_se"].iloc[1] / 10
+    script("top_k").main([logged.out])
+    assert "rank 1 is separated from every other rank shown" in capsys.readouterr().out
 
 
 def test_top_k_prefers_candidates_and_winner_round_trips(logged):
