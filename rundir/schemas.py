@@ -171,7 +171,7 @@ def unseparated_ranks(ranked: pd.DataFrame) -> Tuple[List[int], List[int]]:
     for row, se in zip(ranked.iloc[1:].itertuples(), gaps.iloc[1:]):
         if math.isnan(se):
             unknown.append(int(row.rank))
-        elif first["reward"] - row.reward < 1.96 * se:
+        elif first["reward"] - row.reward <= 1.96 * se:  # equal scores with no spread are not separated
             tied.append(int(row.rank))
     return tied, unknown
 

@@ -36,11 +36,14 @@ def genotype_key(text: str) -> str:
     return KNOWN[text].key if text in KNOWN else from_key(text).key
 
 
-def score_genotypes(rundir: RunDir, genotypes: Sequence[str], correction_steps: Optional[int] = None) -> pd.DataFrame:
+def score_genotypes(rundir: RunDir, genotypes: Sequence[str], correction_steps: Optional[int] = None,
+                    per_image: bool = False) -> pd.DataFrame:
     """Each genotype's whole-validation-split reward, accuracy and loss, best first; ``name`` is the
     known module's where the genotype is one (the supernet scores ops: a known module's own combine
     rule, BAM's parallel one, is the run's here). ``correction_steps``: the per-genotype correction's
-    steps instead of the run's ``evaluator.correction_steps`` (evaluator/correction.py)."""
+    steps instead of the run's ``evaluator.correction_steps`` (evaluator/correction.py).
+    ``per_image``: with ``image_loss`` and ``image_correct``, each validation image's figures as the
+    derive stage keeps them (what pairs two genotypes' gap, rundir/schemas.py)."""
     keys = list(dict.fromkeys(genotype_key(text) for text in genotypes))
     evaluator = run_evaluator(rundir)
     if correction_steps is not None:
@@ -50,7 +53,8 @@ def score_genotypes(rundir: RunDir, genotypes: Sequence[str], correction_steps: 
     frame = pd.DataFrame([{
         "genotype": r.genotype, "name": names.get(r.genotype, ""), "reward": r.reward, "val_accuracy": r.val_accuracy,
         "val_loss": r.val_loss, "val_loss_sd": r.val_loss_sd, "val_images": r.images, "status": r.status,
-        "note": "; ".join(r.notes)}
+        "note": "; ".join(r.notes), **({"image_loss": r.image_losses, "image_correct": r.image_correct}
+                                       if per_image else {})}
         for r in results])
     frame["reward_se"] = reward_se(frame, frame["val_images"])
     return frame.sort_values(["reward", "genotype"], ascending=[False, True], kind="mergesort").reset_index(drop=True)

@@ -661,6 +661,18 @@ def test_the_pooled_estimate_recovers_planted_op_effects_from_synthetic_rewards(
                                 [effect[(d, op)] for op in names]).statistic > 0.8
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--top", "1"], "--top 1: at least 2 (rank 1 and one to compare with it)"),
+    (["--runs", "{tmp}"], "--runs {tmp}: no candidates.parquet (the search has not finished its derive stage)")])
+def test_derive_separation_refuses_what_it_cannot_measure_in_one_line(tmp_path, capsys, argv, message):
+    import derive_separation
+
+    with pytest.raises(SystemExit) as stop:
+        derive_separation.main([a.format(tmp=tmp_path) for a in argv])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == f"error: {message.format(tmp=tmp_path)}\n"
+
+
 def test_finetune_fidelity_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
     import finetune_fidelity
 

@@ -90,6 +90,28 @@ def test_score_rates_genotypes_on_a_finished_run_as_its_derive_stage_did(uninter
     assert len(capsys.readouterr().out.splitlines()) == 1 + len(searchspace.KNOWN)
 
 
+def test_the_derive_stages_gaps_to_rank_1_are_paired_by_image_and_the_benchmark_finds_the_same(uninterrupted, tmp_path,
+                                                                                                monkeypatch):
+    """The derive stage kept each candidate's per-image figures, so top_k's gap_se is paired; the
+    benchmark that re-scores the candidates finds the same rewards and the same paired gaps."""
+    out, _ = uninterrupted
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import derive_separation
+    from rundir import RunDir
+    from rundir.schemas import gap_standard_errors
+
+    ranked = RunDir(str(out)).top_k(3)
+    unpaired = gap_standard_errors(ranked.drop(columns="gap_se"), None)
+    assert ranked["gap_se"].iloc[1:].notna().all()
+    assert not ranked["gap_se"].iloc[1:].equals(unpaired.iloc[1:])  # 128 shared images: the pairing changed them
+    monkeypatch.setattr(derive_separation, "RESULTS", tmp_path)
+    derive_separation.main(["--runs", str(out), "--top", "3"])
+    measured = json.loads((tmp_path / "derive_separation.json").read_text())["runs"][0]
+    assert measured["max_reward_difference_from_candidates"] < 1e-9 and measured["val_images"] == 128
+    assert [r["gap_se_paired"] for r in measured["ranks"][1:]] == pytest.approx(list(ranked["gap_se"].iloc[1:]))
+    assert [r["gap_se_unpaired"] for r in measured["ranks"][1:]] == pytest.approx(list(unpaired.iloc[1:]))
+
+
 def test_score_corrects_each_genotype_when_asked_and_leaves_the_run_as_it_was(uninterrupted, tmp_path):
     out, _ = uninterrupted
     checkpoints = {path.name: path.read_bytes() for path in (out / "checkpoints").iterdir()}
