@@ -26,7 +26,7 @@ from common import RESULTS, fail, repository_path, show_result, write_result  # 
 
 from machine import describe_machine  # noqa: E402
 from rundir import RunDir  # noqa: E402
-from rundir.schemas import gap_standard_errors, reward_se  # noqa: E402
+from rundir.schemas import gap_standard_errors  # noqa: E402
 from search.rescore import score_genotypes  # noqa: E402
 
 CORRECTED = Path(__file__).resolve().parent / "runs" / "search_outcome" / "corrected"
@@ -42,8 +42,7 @@ def separation(run: Path, top: int) -> Dict[str, Any]:
     started = time.perf_counter()
     scores = score_genotypes(rundir, list(candidates["genotype"]), per_image=True).set_index("genotype")
     seconds = time.perf_counter() - started
-    ranked = candidates[["rank", "genotype"]].join(scores, on="genotype")
-    ranked["reward_se"] = reward_se(ranked, ranked["val_images"])
+    ranked = candidates[["rank", "genotype"]].join(scores, on="genotype")  # score_genotypes gave reward_se
     unpaired = gap_standard_errors(ranked, None)
     paired = gap_standard_errors(ranked, ranked[["genotype", "reward", "image_loss", "image_correct"]])
     rows = []

@@ -105,13 +105,16 @@ class Reward:
     val_accuracy: float
     val_loss: float
     status: str  # "ok", or "nan" when the forward pass was not finite
-    # the spread (population sd) of the per-image losses behind ``val_loss``: what makes a standard
-    # error of a likelihood reward; None where it was not measured
-    val_loss_sd: Optional[float] = None
     # each image's cross-entropy and whether it was classified right, in the images' order: two
     # genotypes scored on the same images are compared image by image (rundir/schemas.py)
     image_losses: Optional[np.ndarray] = field(default=None, compare=False, repr=False)
     image_correct: Optional[np.ndarray] = field(default=None, compare=False, repr=False)
+
+    @property
+    def val_loss_sd(self) -> Optional[float]:
+        """The spread (population sd) of the per-image losses behind ``val_loss``, what makes a
+        standard error of a likelihood reward; None where they were not kept."""
+        return None if self.image_losses is None else float(np.std(self.image_losses))
 
 
 @torch.no_grad()
@@ -135,8 +138,7 @@ def reward(supernet: Supernet, genotype: Genotype, images: torch.Tensor, labels:
     loss = F.cross_entropy(logits.double(), labels).item()  # as before the per-image figures were kept: same bits
     losses = F.cross_entropy(logits.double(), labels, reduction="none")
     return Reward(reward=accuracy, val_accuracy=accuracy, val_loss=loss, status="ok",
-                  val_loss_sd=losses.std(correction=0).item(), image_losses=losses.cpu().numpy(),
-                  image_correct=correct.cpu().numpy())
+                  image_losses=losses.cpu().numpy(), image_correct=correct.cpu().numpy())
 
 
 def metric_value(accuracy, loss, metric: str):
@@ -155,12 +157,9 @@ def mean_reward(parts: Sequence[Tuple[Reward, int]], metric: str = "accuracy") -
     total = sum(n for _, n in parts)
     accuracy = sum(r.val_accuracy * n for r, n in parts) / total
     loss = sum(r.val_loss * n for r, n in parts) / total
-    spread = None
-    if all(r.val_loss_sd is not None for r, _ in parts):  # within batches plus between their means
-        spread = math.sqrt(sum(n * (r.val_loss_sd ** 2 + (r.val_loss - loss) ** 2) for r, n in parts) / total)
     losses = correct = None
     if all(r.image_losses is not None and r.image_correct is not None for r, _ in parts):
         losses = np.concatenate([r.image_losses for r, _ in parts])
         correct = np.concatenate([r.image_correct for r, _ in parts])
     return Reward(reward=float(metric_value(accuracy, loss, metric)), val_accuracy=accuracy, val_loss=loss, status="ok",
-                  val_loss_sd=spread, image_losses=losses, image_correct=correct)
+                  image_losses=losses, image_correct=correct)

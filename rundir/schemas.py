@@ -78,7 +78,7 @@ DERIVE_SCORE_SCHEMA = pa.schema([
     pa.field("val_loss_sd", pa.float64()),
     # each validation image's cross-entropy and whether it was classified right, in the split's
     # order (null in runs before they were kept): rank 1 and another candidate are compared image
-    # by image (:func:`paired_gap_se`)
+    # by image (:func:`gap_standard_errors`)
     pa.field("image_loss", pa.list_(pa.float64())),
     pa.field("image_correct", pa.list_(pa.bool_())),
 ])
@@ -184,7 +184,7 @@ def image_terms(score: pd.Series, losses: Any, correct: Any) -> Optional[np.ndar
         return None
     if score["reward"] == score["val_accuracy"]:
         return np.asarray(correct, dtype="float64")
-    if np.isclose(score["reward"], np.exp(-score["val_loss"]), rtol=1e-12, atol=0.0):
+    if is_likelihood(score["reward"], score["val_loss"]):
         return -score["reward"] * np.asarray(losses, dtype="float64")
     return None
 
@@ -245,8 +245,13 @@ def reward_se(scores: pd.DataFrame, images: pd.Series) -> pd.Series:
     spread = scores["val_loss_sd"].astype("float64") if "val_loss_sd" in scores.columns else math.nan
     likelihood = reward * spread / counted ** 0.5
     is_accuracy = reward == scores["val_accuracy"].astype("float64")
-    is_likelihood = np.isclose(reward, np.exp(-scores["val_loss"].astype("float64")), rtol=1e-12, atol=0.0)
-    return binomial.where(is_accuracy, likelihood.where(is_likelihood & ~is_accuracy))
+    return binomial.where(is_accuracy, likelihood.where(is_likelihood(reward, scores["val_loss"]) & ~is_accuracy))
+
+
+def is_likelihood(reward, val_loss):
+    """Whether a reward is the likelihood ``exp(-val_loss)`` (``evaluator.reward_metric: likelihood``),
+    floats or columns alike."""
+    return np.isclose(reward, np.exp(-np.asarray(val_loss, dtype="float64")), rtol=1e-12, atol=0.0)
 
 
 def rank_candidates(candidates: pd.DataFrame, per_image: Optional[pd.DataFrame] = None) -> pd.DataFrame:
